@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// The whole of conpool's public API in one include.
+///
+/// Example:
+///   #include <conpool/conpool.hpp>
+///   conpool::shard s;
+///   s.run(my_task());
+
+#include <conpool/address.hpp>
+#include <conpool/cancel.hpp>
+#include <conpool/error.hpp>
+#include <conpool/flow.hpp>
+#include <conpool/io.hpp>
+#include <conpool/listener.hpp>
+#include <conpool/scope.hpp>
+#include <conpool/shard.hpp>
+#include <conpool/task.hpp>

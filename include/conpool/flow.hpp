@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// `flow`: an established byte stream (a connected TCP socket), and `connect`.
+///
+/// Reads and writes go through the shard's ring. A flow owns its socket: `co_await close()`
+/// closes it through io_uring; a flow destroyed while open closes it with close(2).
+///
+/// Example:
+///   result<flow> f = co_await connect(*socket_address::parse("127.0.0.1:6379"), 1s);
+///   if (!f) co_return fail(f.error());
+///   co_await f->write_all("PING\r\n");
+///   std::array<std::byte, 7> pong;
+///   result<void> r = co_await f->read_exact(pong);
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include <conpool/address.hpp>
+#include <conpool/error.hpp>
+#include <conpool/io.hpp>
+#include <conpool/task.hpp>
+
+namespace conpool {
+
+class flow {
+ public:
+  /// No socket.
+  flow() noexcept = default;
+  /// Adopts a connected socket.
+  explicit flow(int fd) noexcept : fd_(fd) {}
+  flow(flow&& other) noexcept;
+  flow& operator=(flow&& other) noexcept;
+  flow(const flow&) = delete;
+  flow& operator=(const flow&) = delete;
+  /// Closes the socket with close(2) if still open.
+  ~flow();
+
+  [[nodiscard]] int native_handle() const noexcept { return fd_; }
+  [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+
+  /// Reads what is available, at most `buffer.size()` bytes; 0 at end of stream.
+  /// Errors: the system's (connection_reset, ...), operation_canceled.
+  task<result<std::size_t>> read_some(std::span<std::byte> buffer);
+  /// Reads exactly `buffer.size()` bytes. Errors: `errc::end_of_stream` when the peer closes
+  /// first; the system's; operation_canceled.
+  task<result<void>> read_exact(std::span<std::byte> buffer);
+  /// Writes all of `bytes`, however many sends it takes. Errors: the system's
+  /// (broken_pipe, connection_reset), operation_canceled.
+  task<result<void>> write_all(std::span<const std::byte> bytes);
+  /// `write_all` of a string's bytes.
+  task<result<void>> write_all(std::string_view text);
+  /// Closes the socket through io_uring. Closing is never cut half-way by a cancel.
+  task<result<void>> close();
+  /// Gives up ownership of the socket, returning it.
+  int release() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+/// Connects a TCP socket to `to` (TCP_NODELAY set: pooled request/response traffic wants no
+/// Nagle delay, as in Go's net). `timeout` bounds the connect (a linked IORING_OP_LINK_TIMEOUT).
+/// Errors: the system's (connection_refused, network_unreachable, ...),
+/// `errc::connect_timeout`, operation_canceled. No socket is left open on failure.
+task<result<flow>> connect(socket_address to, op_timeout timeout = {});
+
+}  // namespace conpool

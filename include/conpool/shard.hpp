@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// `shard`: one thread's io_uring ring, ready queue and frame allocator.
+///
+/// A shard is created on the thread that runs it and used only there (the ring is set up
+/// SINGLE_ISSUER where the kernel allows). Each loop turn runs the ready coroutines, then
+/// submits the SQEs they prepared and waits for completions in one io_uring_enter.
+///
+/// Two ways to drive it:
+/// - `run(task)`: the shard's own loop, until the task finishes; gives its value.
+/// - embedded in a host loop: `spawn` tasks, watch `notify_fd()` (readable when there is work)
+///   and call the non-blocking `poll()` whenever it is.
+///
+/// Example:
+///   conpool::shard s;
+///   int v = s.run([]() -> task<int> { co_await sleep_for(1ms); co_return 7; }());
+
+#include <cstdint>
+#include <memory>
+
+#include <conpool/task.hpp>
+
+namespace conpool {
+
+/// How the ring is set up.
+enum class ring_mode {
+  automatic,      ///< the best the kernel has: defer_taskrun, else plain
+  plain,          ///< IORING_SETUP_COOP_TASKRUN where available, nothing else
+  defer_taskrun,  ///< IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN (kernel 6.1+)
+};
+
+/// A shard's settings.
+struct shard_options {
+  ring_mode mode = ring_mode::automatic;
+  unsigned entries = 256;  ///< SQ size; the CQ is four times larger
+};
+
+/// What a shard has done so far (for benchmarks and tests; read on the shard's thread).
+struct shard_counters {
+  std::uint64_t turns = 0;   ///< loop turns
+  std::uint64_t enters = 0;  ///< io_uring_enter calls (submit, wait or both)
+  std::uint64_t sqes = 0;    ///< SQEs prepared
+  std::uint64_t cqes = 0;    ///< CQEs handled
+};
+
+namespace detail {
+class shard_core;
+}
+
+class shard {
+ public:
+  /// Sets up the ring. Throws std::system_error naming the setup that failed (e.g. a
+  /// `defer_taskrun` ring on a kernel without it), or std::logic_error when this thread already
+  /// has a shard.
+  explicit shard(shard_options options = {});
+  /// Cancels the spawned tasks still running and drives the ring until they have finished.
+  ~shard();
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  /// The shard of the calling thread, or nullptr.
+  static shard* current() noexcept;
+
+  /// Runs `t` to completion on this shard's loop and gives its value (or rethrows its
+  /// exception). Also rethrows the first exception of a spawned task. Throws std::logic_error
+  /// when called from inside the loop, or when every task waits and nothing can wake them.
+  template <class T>
+  T run(task<T> t) {
+    auto h = detail::task_access::handle(t);
+    drive(h, h.promise());
+    return h.promise().take();
+  }
+
+  /// Starts `t` detached, under the shard's root scope (cancelled when the shard is destroyed).
+  /// Its exception, if any, is rethrown by the next `run` or `poll`.
+  void spawn(task<void> t);
+
+  /// Embedding: one non-blocking round of work: submits pending SQEs, handles completions,
+  /// runs ready tasks. Returns how many events it handled. If work remains after its budget it
+  /// makes `notify_fd()` readable again, so the host comes back at once.
+  std::size_t poll();
+  /// Embedding: an eventfd registered with the ring, readable when `poll()` has work. Made on
+  /// first call (without it, completions cost no eventfd signal).
+  int notify_fd();
+  /// Number of spawned tasks still running.
+  [[nodiscard]] std::size_t spawned() const noexcept;
+
+  /// The io_uring file descriptor (the target of `io::msg_send`).
+  [[nodiscard]] int ring_fd() const noexcept;
+  /// The ring set-up in effect (never `automatic`).
+  [[nodiscard]] ring_mode mode() const noexcept;
+  /// The IORING_SETUP_* flags the ring was created with.
+  [[nodiscard]] unsigned ring_flags() const noexcept;
+  [[nodiscard]] shard_counters counters() const noexcept;
+
+  /// True when the running kernel supports `ring_mode::defer_taskrun`.
+  static bool kernel_has_defer_taskrun();
+
+ private:
+  void drive(std::coroutine_handle<> h, detail::promise_base& p);
+  std::unique_ptr<detail::shard_core> core_;
+};
+
+}  // namespace conpool

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include <conpool/cancel.hpp>
+#include <conpool/flow.hpp>
+
+namespace conpool {
+
+flow::flow(flow&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+flow& flow::operator=(flow&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+flow::~flow() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int flow::release() noexcept { return std::exchange(fd_, -1); }
+
+task<result<std::size_t>> flow::read_some(std::span<std::byte> buffer) {
+  co_return co_await io::recv(fd_, buffer);
+}
+
+task<result<void>> flow::read_exact(std::span<std::byte> buffer) {
+  while (!buffer.empty()) {
+    result<std::size_t> n = co_await io::recv(fd_, buffer);
+    if (!n) co_return fail(n.error());
+    if (*n == 0) co_return fail(errc::end_of_stream);
+    buffer = buffer.subspan(*n);
+  }
+  co_return result<void>{};
+}
+
+task<result<void>> flow::write_all(std::span<const std::byte> bytes) {
+  while (!bytes.empty()) {
+    result<std::size_t> n = co_await io::send(fd_, bytes);
+    if (!n) co_return fail(n.error());
+    bytes = bytes.subspan(*n);
+  }
+  co_return result<void>{};
+}
+
+task<result<void>> flow::write_all(std::string_view text) {
+  return write_all(std::as_bytes(std::span(text.data(), text.size())));
+}
+
+namespace {
+task<result<void>> close_fd(int fd) { co_return co_await io::close(fd); }
+}  // namespace
+
+task<result<void>> flow::close() {
+  if (fd_ < 0) co_return result<void>{};
+  // Shielded: once started, a close runs to its end even if the caller is cancelled.
+  co_return co_await shield(close_fd(std::exchange(fd_, -1)));
+}
+
+task<result<flow>> connect(socket_address to, op_timeout timeout) {
+  result<int> fd = co_await io::socket(to.family(), SOCK_STREAM, 0);
+  if (!fd) co_return fail(fd.error());
+  flow f(*fd);  // closes the socket on every failure path below
+  result<void> r = co_await io::connect(*fd, to, timeout);
+  if (!r) co_return fail(r.error());
+  const int one = 1;
+  ::setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  co_return std::move(f);
+}
+
+}  // namespace conpool

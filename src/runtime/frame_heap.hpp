@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// The shard side of the frame allocator (promise_base.hpp has the task side).
+
+namespace conpool::detail {
+
+/// Gives the calling thread a frame heap of its own (called by the shard on its thread).
+void frame_heap_attach();
+/// Retires the thread's frame heap; frames still alive stay valid (called by ~shard).
+void frame_heap_detach() noexcept;
+
+}  // namespace conpool::detail

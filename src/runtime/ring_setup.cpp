@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+#include "ring_setup.hpp"
+
+#include <string>
+#include <system_error>
+
+namespace conpool::detail {
+namespace {
+
+int try_flags(io_uring& ring, unsigned entries, unsigned flags) noexcept {
+  io_uring_params p{};
+  p.flags = flags | IORING_SETUP_CQSIZE;
+  // Four CQEs per SQE: each operation may owe three (itself, linked timeout, cancel), and
+  // completions of earlier turns may still be waiting.
+  p.cq_entries = entries * 4;
+  return io_uring_queue_init_params(entries, &ring, &p);
+}
+
+}  // namespace
+
+ring_setup setup_ring(io_uring& ring, const shard_options& options) {
+  if (options.entries == 0 || options.entries > 32768) {
+    throw std::invalid_argument("conpool::shard_options::entries: " +
+                                std::to_string(options.entries) +
+                                " is out of range (1 to 32768)");
+  }
+  // SUBMIT_ALL (5.18): one bad SQE must not hold back the rest of the turn's batch.
+  constexpr unsigned defer = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  struct candidate {
+    unsigned flags;
+    ring_mode mode;
+  };
+  const candidate deferred[] = {
+      {defer | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, ring_mode::defer_taskrun},
+      {defer, ring_mode::defer_taskrun},
+  };
+  const candidate plain[] = {
+      {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, ring_mode::plain},
+      {IORING_SETUP_COOP_TASKRUN, ring_mode::plain},
+      {0, ring_mode::plain},
+  };
+  int err = 0;
+  auto attempt = [&](const auto& list) -> const candidate* {
+    for (const candidate& c : list) {
+      err = try_flags(ring, options.entries, c.flags);
+      if (err == 0) return &c;
+      if (err != -EINVAL) return nullptr;
+    }
+    return nullptr;
+  };
+  if (options.mode != ring_mode::plain) {
+    if (const candidate* c = attempt(deferred)) return {c->flags, c->mode};
+    if (options.mode == ring_mode::defer_taskrun) {
+      throw std::system_error(-err, std::system_category(),
+                              "conpool::shard: io_uring set-up with SINGLE_ISSUER|DEFER_TASKRUN "
+                              "(ring_mode::defer_taskrun, kernel 6.1+) failed");
+    }
+  }
+  if (const candidate* c = attempt(plain)) return {c->flags, c->mode};
+  throw std::system_error(-err, std::system_category(),
+                          "conpool::shard: io_uring_queue_init with " +
+                              std::to_string(options.entries) + " entries failed");
+}
+
+bool ring_supports(io_uring& ring, int opcode) noexcept {
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring);
+  if (probe == nullptr) return false;
+  const bool ok = io_uring_opcode_supported(probe, opcode) != 0;
+  io_uring_free_probe(probe);
+  return ok;
+}
+
+}  // namespace conpool::detail

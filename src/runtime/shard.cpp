@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MIT
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "frame_heap.hpp"
+#include "ring_setup.hpp"
+#include "shard_core.hpp"
+
+namespace conpool {
+namespace detail {
+
+thread_local shard_core* t_current_core = nullptr;
+
+namespace {
+
+[[noreturn]] void fatal(const char* what, int err) noexcept {
+  // Only reachable when the kernel refuses a ring that was working: nothing can be resumed
+  // safely any more, so stop loudly rather than hang or corrupt frames.
+  std::fprintf(stderr, "conpool: %s failed: %s\n", what, std::strerror(-err));
+  std::abort();
+}
+
+// How many loop rounds one poll() may run before handing control back to the host.
+constexpr int poll_budget = 64;
+
+}  // namespace
+
+shard_core::shard_core(const shard_options& options) {
+  if (t_current_core != nullptr) {
+    throw std::logic_error("conpool::shard: this thread already has a shard (one per thread)");
+  }
+  const ring_setup setup = setup_ring(ring_, options);
+  flags_ = setup.flags;
+  mode_ = setup.mode;
+  has_socket_op_ = ring_supports(ring_, IORING_OP_SOCKET);
+  frame_heap_attach();
+  t_current_core = this;
+}
+
+shard_core::~shard_core() {
+  drain_spawned();
+  if (notify_fd_ >= 0) {
+    io_uring_unregister_eventfd(&ring_);
+    ::close(notify_fd_);
+  }
+  io_uring_queue_exit(&ring_);
+  t_current_core = nullptr;
+  frame_heap_detach();
+}
+
+io_uring_sqe* shard_core::sqe(unsigned reserve) noexcept {
+  while (io_uring_sq_space_left(&ring_) < reserve) {
+    const int r = io_uring_submit(&ring_);
+    ++counters_.enters;
+    if (r >= 0 || r == -EINTR) continue;
+    if (r == -EBUSY || r == -EAGAIN) {
+      // The CQ is full (its overflow list is not empty): take the CQEs off it without handling
+      // them yet, so this call never resumes anything inline, then try again.
+      stash_cqes();
+      continue;
+    }
+    fatal("io_uring_submit", r);
+  }
+  ++counters_.sqes;
+  return io_uring_get_sqe(&ring_);
+}
+
+void shard_core::stash_cqes() noexcept {
+  io_uring_get_events(&ring_);  // moves overflowed CQEs into the ring
+  io_uring_cqe* cqe = nullptr;
+  unsigned head = 0;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    stash_.push_back({cqe->user_data, cqe->res, cqe->flags});
+    ++seen;
+  }
+  io_uring_cq_advance(&ring_, seen);
+}
+
+void shard_core::enter(bool wait) noexcept {
+  ++counters_.enters;
+  // DEFER_TASKRUN rings complete nothing unless asked (GETEVENTS), so even the non-waiting
+  // flush asks for events.
+  const int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
+  if (r >= 0 || r == -EINTR || r == -ETIME) return;
+  if (r == -EBUSY || r == -EAGAIN) {
+    stash_cqes();
+    return;
+  }
+  fatal("io_uring_enter", r);
+}
+
+void shard_core::dispatch(std::uint64_t user_data, int res, unsigned flags) noexcept {
+  const unsigned role = user_data & role_mask;
+  if (role == role_message) {
+    deliver({user_data >> 3, res});
+    return;
+  }
+  --inflight_;
+  auto* c = reinterpret_cast<completion*>(user_data & ~std::uint64_t{role_mask});
+  c->on_cqe(c, role, res, flags);
+}
+
+std::size_t shard_core::reap() noexcept {
+  std::size_t handled = 0;
+  if (!stash_.empty()) {
+    std::vector<stashed_cqe> batch;
+    batch.swap(stash_);
+    for (const stashed_cqe& c : batch) dispatch(c.user_data, c.res, c.flags);
+    handled += batch.size();
+  }
+  io_uring_cqe* cqes[64];
+  for (;;) {
+    const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+    if (n == 0) break;
+    // Copy out, then free the CQ slots, then dispatch: a handler may prepare SQEs (a cancel),
+    // and a flush then must find room in the CQ.
+    stashed_cqe batch[64];
+    for (unsigned i = 0; i < n; ++i) batch[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
+    io_uring_cq_advance(&ring_, n);
+    for (unsigned i = 0; i < n; ++i) dispatch(batch[i].user_data, batch[i].res, batch[i].flags);
+    handled += n;
+  }
+  counters_.cqes += handled;
+  return handled;
+}
+
+std::size_t shard_core::run_ready() {
+  // Only what is ready now: tasks scheduled while running wait for the next turn, so I/O is
+  // submitted and reaped between them and a busy task cannot starve completions.
+  const std::size_t n = ready_.size();
+  for (std::size_t i = 0; i < n; ++i) ready_.pop().resume();
+  return n;
+}
+
+void shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
+  if (driving_) {
+    throw std::logic_error("conpool::shard::run: called from inside the shard's own loop; "
+                           "co_await the task instead");
+  }
+  driving_ = true;
+  struct reset {
+    bool& flag;
+    ~reset() { flag = false; }
+  } guard{driving_};
+  if (p.node_ == nullptr) p.node_ = &root_;
+  p.continuation_ = std::noop_coroutine();
+  schedule(h);
+  while (!h.done()) {
+    ++counters_.turns;
+    run_ready();
+    if (h.done()) break;
+    if (ready_.empty() && inflight_ == 0 && receivers_ == 0 && stash_.empty() &&
+        io_uring_sq_ready(&ring_) == 0) {
+      throw std::logic_error(
+          "conpool::shard::run: every task is waiting and nothing in flight can wake one "
+          "(deadlock)");
+    }
+    enter(ready_.empty());
+    reap();
+  }
+  rethrow_spawn_error();
+}
+
+std::size_t shard_core::poll() {
+  if (driving_) throw std::logic_error("conpool::shard::poll: called from inside the loop");
+  if (notify_fd_ >= 0) {
+    eventfd_t ignored;
+    // Drain before reaping: a completion posted after this read signals the fd again.
+    (void)eventfd_read(notify_fd_, &ignored);
+  }
+  std::size_t handled = 0;
+  for (int round = 0; round < poll_budget; ++round) {
+    ++counters_.turns;
+    enter(false);
+    handled += reap();
+    handled += run_ready();
+    if (ready_.empty() && io_uring_sq_ready(&ring_) == 0 && stash_.empty()) {
+      rethrow_spawn_error();
+      return handled;
+    }
+  }
+  if (notify_fd_ >= 0) (void)eventfd_write(notify_fd_, 1);  // more to do: come back at once
+  rethrow_spawn_error();
+  return handled;
+}
+
+int shard_core::notify_fd() {
+  if (notify_fd_ >= 0) return notify_fd_;
+  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) {
+    throw std::system_error(errno, std::system_category(), "conpool::shard::notify_fd: eventfd");
+  }
+  if (const int r = io_uring_register_eventfd(&ring_, fd); r < 0) {
+    ::close(fd);
+    throw std::system_error(-r, std::system_category(),
+                            "conpool::shard::notify_fd: io_uring_register_eventfd");
+  }
+  notify_fd_ = fd;
+  return fd;
+}
+
+fire shard_core::run_detached(task<void> t) {
+  // A node per fiber: a node parks the one thing its fiber waits on.
+  cancel_node node(&root_);
+  task_access::bind(t, &node);
+  try {
+    co_await std::move(t);
+  } catch (...) {
+    if (!spawn_error_) spawn_error_ = std::current_exception();
+  }
+  --spawned_;
+}
+
+void shard_core::spawn(task<void> t) {
+  fire f = run_detached(std::move(t));
+  ++spawned_;
+  schedule(f.handle);
+}
+
+void shard_core::drain_spawned() noexcept {
+  root_.cancel();
+  while (spawned_ > 0 || !ready_.empty()) {
+    run_ready();
+    if (spawned_ == 0 && ready_.empty()) break;
+    if (ready_.empty() && inflight_ == 0 && stash_.empty() && io_uring_sq_ready(&ring_) == 0) {
+      // Spawned tasks wait on something that no completion will wake (a receiver with no
+      // sender): leave their frames rather than hang the destructor.
+      break;
+    }
+    enter(ready_.empty());
+    reap();
+  }
+}
+
+void shard_core::rethrow_spawn_error() {
+  if (spawn_error_) std::rethrow_exception(std::exchange(spawn_error_, nullptr));
+}
+
+bool shard_core::take_message(message& out) noexcept {
+  if (inbox_.empty()) return false;
+  out = inbox_.pop();
+  return true;
+}
+
+}  // namespace detail
+
+// The public handle forwards to the core.
+
+shard::shard(shard_options options) : core_(std::make_unique<detail::shard_core>(options)) {
+  core_->owner = this;
+}
+shard::~shard() = default;
+
+shard* shard::current() noexcept {
+  return detail::t_current_core == nullptr ? nullptr : detail::t_current_core->owner;
+}
+
+void shard::drive(std::coroutine_handle<> h, detail::promise_base& p) { core_->drive(h, p); }
+void shard::spawn(task<void> t) { core_->spawn(std::move(t)); }
+std::size_t shard::poll() { return core_->poll(); }
+int shard::notify_fd() { return core_->notify_fd(); }
+std::size_t shard::spawned() const noexcept { return core_->spawned(); }
+int shard::ring_fd() const noexcept { return core_->ring_fd(); }
+ring_mode shard::mode() const noexcept { return core_->mode(); }
+unsigned shard::ring_flags() const noexcept { return core_->ring_flags(); }
+shard_counters shard::counters() const noexcept { return core_->counters(); }
+
+bool shard::kernel_has_defer_taskrun() {
+  static const bool has = [] {
+    io_uring ring{};
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    if (io_uring_queue_init_params(4, &ring, &p) != 0) return false;
+    io_uring_queue_exit(&ring);
+    return true;
+  }();
+  return has;
+}
+
+}  // namespace conpool

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// The shard's state: ring, ready queue, in-flight accounting, MSG_RING inbox. Touched only by
+// the shard's own thread; operations reach it through `shard_core::current()`.
+
+#include <liburing.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <vector>
+
+#include <conpool/detail/cancel_node.hpp>
+#include <conpool/io.hpp>
+#include <conpool/shard.hpp>
+
+#include "ring_buffer.hpp"
+
+namespace conpool::detail {
+
+class shard_core;
+// initial-exec: a plain %fs-relative load even from the shared library.
+extern thread_local shard_core* t_current_core __attribute__((tls_model("initial-exec")));
+
+/// A coroutine that starts when scheduled and frees its own frame when it ends: the driver of a
+/// detached or scoped child. Its body must not throw.
+struct fire {
+  struct promise_type : promise_base {
+    fire get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+class shard_core {
+ public:
+  explicit shard_core(const shard_options& options);
+  ~shard_core();
+  shard_core(const shard_core&) = delete;
+  shard_core& operator=(const shard_core&) = delete;
+
+  /// The calling thread's shard; operations are only awaited where one runs.
+  static shard_core& current() noexcept { return *t_current_core; }
+
+  /// An SQE, with room left for `reserve - 1` more in the same batch (a linked pair asks for
+  /// 2); flushes a full SQ first. Never null.
+  io_uring_sqe* sqe(unsigned reserve = 1) noexcept;
+  /// `n` more CQEs are owed to this shard's operations.
+  void expect(unsigned n) noexcept { inflight_ += n; }
+  /// Runs `h` in a later turn (FIFO).
+  void schedule(std::coroutine_handle<> h) { ready_.push(h); }
+
+  void drive(std::coroutine_handle<> h, promise_base& p);
+  std::size_t poll();
+  int notify_fd();
+  void spawn(task<void> t);
+  [[nodiscard]] std::size_t spawned() const noexcept { return spawned_; }
+
+  // MSG_RING inbox.
+  bool take_message(message& out) noexcept;
+  void add_receiver(io::msg_receive_op* r) noexcept;
+  void remove_receiver(io::msg_receive_op* r) noexcept;
+
+  [[nodiscard]] int ring_fd() const noexcept { return ring_.ring_fd; }
+  [[nodiscard]] ring_mode mode() const noexcept { return mode_; }
+  [[nodiscard]] unsigned ring_flags() const noexcept { return flags_; }
+  [[nodiscard]] bool has_socket_op() const noexcept { return has_socket_op_; }
+  [[nodiscard]] const shard_counters& counters() const noexcept { return counters_; }
+
+  shard* owner = nullptr;  // the public handle
+
+ private:
+  struct stashed_cqe {
+    std::uint64_t user_data;
+    std::int32_t res;
+    std::uint32_t flags;
+  };
+
+  void dispatch(std::uint64_t user_data, int res, unsigned flags) noexcept;
+  void deliver(message m);
+  std::size_t reap() noexcept;
+  std::size_t run_ready();
+  void enter(bool wait) noexcept;
+  void stash_cqes() noexcept;
+  void drain_spawned() noexcept;
+  void rethrow_spawn_error();
+  fire run_detached(task<void> t);
+
+  io_uring ring_{};
+  unsigned flags_ = 0;
+  ring_mode mode_ = ring_mode::plain;
+  bool has_socket_op_ = false;
+  bool driving_ = false;
+  int notify_fd_ = -1;
+  std::uint64_t inflight_ = 0;  // CQEs owed to our operations
+  std::size_t spawned_ = 0;
+  std::exception_ptr spawn_error_;
+  cancel_node root_{nullptr};
+  ring_buffer<std::coroutine_handle<>> ready_{256};
+  ring_buffer<message> inbox_{16};
+  io::msg_receive_op* receivers_head_ = nullptr;
+  io::msg_receive_op* receivers_tail_ = nullptr;
+  std::size_t receivers_ = 0;
+  std::vector<stashed_cqe> stash_;  // CQEs taken off a full CQ mid-turn, handled next reap
+  shard_counters counters_;
+};
+
+}  // namespace conpool::detail
