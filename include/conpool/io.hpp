@@ -26,6 +26,7 @@
 #include <conpool/address.hpp>
 #include <conpool/detail/io_op.hpp>
 #include <conpool/error.hpp>
+#include <conpool/task.hpp>
 
 namespace conpool {
 
@@ -226,11 +227,14 @@ inline cancel_fd_op cancel_fd(int fd) noexcept { return cancel_fd_op{fd}; }
 inline msg_send_op msg_send(int ring_fd, message msg) noexcept { return {ring_fd, msg}; }
 /// See `msg_receive_op`.
 inline msg_receive_op msg_receive() noexcept { return {}; }
+/// See `sleep_op`.
+inline sleep_op sleep(std::chrono::nanoseconds d) noexcept { return sleep_op{d}; }
 
 }  // namespace io
 
 /// Waits `d` on the shard's ring (an io_uring timeout, no thread blocks). Yields success, or
-/// operation_canceled when the fiber is cancelled first: check it in loops.
-inline io::sleep_op sleep_for(std::chrono::nanoseconds d) noexcept { return io::sleep_op{d}; }
+/// operation_canceled when the fiber is cancelled first: check it in loops. A task (unlike
+/// `io::sleep`), so it composes with `with_timeout` and `when_all`.
+task<result<void>> sleep_for(std::chrono::nanoseconds d);
 
 }  // namespace conpool

@@ -137,3 +137,7 @@ void msg_send_op::prep(io_op& op, io_uring_sqe& sqe) noexcept {
 result<void> msg_send_op::await_resume() const noexcept { return void_result(res(), error({})); }
 
 }  // namespace conpool::io
+
+namespace conpool {
+task<result<void>> sleep_for(std::chrono::nanoseconds d) { co_return co_await io::sleep(d); }
+}  // namespace conpool

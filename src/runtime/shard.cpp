@@ -157,13 +157,17 @@ void shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
     ++counters_.turns;
     run_ready();
     if (h.done()) break;
-    if (ready_.empty() && inflight_ == 0 && receivers_ == 0 && stash_.empty() &&
-        io_uring_sq_ready(&ring_) == 0) {
-      throw std::logic_error(
-          "conpool::shard::run: every task is waiting and nothing in flight can wake one "
-          "(deadlock)");
-    }
-    enter(ready_.empty());
+    const bool to_submit = io_uring_sq_ready(&ring_) > 0;
+    if (ready_.empty()) {
+      if (!to_submit && inflight_ == 0 && receivers_ == 0 && stash_.empty()) {
+        throw std::logic_error(
+            "conpool::shard::run: every task is waiting and nothing in flight can wake one "
+            "(deadlock)");
+      }
+      enter(true);
+    } else if (to_submit || inflight_ > 0) {
+      enter(false);  // tasks are ready: only flush and collect, never wait
+    }  // else: nothing owed by the kernel, so a syscall would find nothing
     reap();
   }
   rethrow_spawn_error();
