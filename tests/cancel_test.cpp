@@ -133,3 +133,31 @@ TEST_CASE("cancel: a cancelled fiber's later operations fail at once without the
     });
   }());
 }
+
+namespace {
+
+task<void> sleeper(int& cancelled) {
+  result<void> r = co_await sleep_for(1h);
+  if (!r && r.error() == std::errc::operation_canceled) ++cancelled;
+}
+
+// A tree twice `depth` deep: each level's scope holds a sleeper and the next level.
+task<void> nest(int depth, int& cancelled) {
+  co_await scoped([&](scope& sc) -> task<void> {
+    sc.spawn(sleeper(cancelled));
+    if (depth > 0) sc.spawn(nest(depth - 1, cancelled));
+    co_await sc.join();
+  });
+}
+
+}  // namespace
+
+TEST_CASE("cancel: a deadline reaches every fiber of a deep tree") {
+  shard s;
+  int cancelled = 0;
+  s.run([](int& cancelled) -> task<void> {
+    result<void> r = co_await with_timeout(5ms, nest(500, cancelled));
+    CHECK(r.error() == errc::timed_out);
+  }(cancelled));
+  CHECK(cancelled == 501);
+}

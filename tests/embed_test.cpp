@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // A host's own epoll loop drives a shard through notify_fd() and poll().
+#include <poll.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -52,5 +53,31 @@ TEST_CASE("embed: a plain epoll loop drives a shard's echo traffic to completion
     CHECK(reply == "ping");
     CHECK(echoed == 40);
     CHECK(wakeups > 0);
+  });
+}
+
+namespace {
+bool readable(int fd) {
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+}  // namespace
+
+TEST_CASE("embed: notify_fd wakes the host for a new fd and for a task spawned from outside") {
+  testing::for_each_ring_mode([](ring_mode m) {
+    shard s({.mode = m});
+    const int fd = s.notify_fd();
+    CHECK(readable(fd));  // whatever completed before the fd existed is not lost
+    s.poll();
+    CHECK_FALSE(readable(fd));
+    bool ran = false;
+    s.spawn([](bool& ran) -> task<void> {
+      ran = true;
+      co_return;
+    }(ran));
+    CHECK(readable(fd));  // the host learns there is a task to start
+    s.poll();
+    CHECK(ran);
+    CHECK(s.spawned() == 0);
   });
 }

@@ -56,11 +56,16 @@ class nop_op : public detail::io_op {
 class socket_op : public detail::io_op {
  public:
   socket_op(int domain, int type, int protocol) noexcept;
-  bool await_ready() const noexcept { return sync_; }
+  template <detail::fiber_promise P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    if (sync_) return open_now(h.promise().node_);
+    return io_op::await_suspend(h);
+  }
   result<int> await_resume() const noexcept;
 
  private:
   static void prep(io_op&, io_uring_sqe&) noexcept;
+  bool open_now(detail::cancel_node* node) noexcept;  // socket(2); never suspends
   int domain_, type_, protocol_;
   int sync_res_ = 0;
   bool sync_ = false;

@@ -32,7 +32,7 @@ enum class ring_mode {
 /// A shard's settings.
 struct shard_options {
   ring_mode mode = ring_mode::automatic;
-  unsigned entries = 256;  ///< SQ size; the CQ is four times larger
+  unsigned entries = 256;  ///< SQ size, 2 to 16384; the CQ is four times larger
 };
 
 /// What a shard has done so far (for benchmarks and tests; read on the shard's thread).
@@ -53,7 +53,8 @@ class shard {
   /// `defer_taskrun` ring on a kernel without it), or std::logic_error when this thread already
   /// has a shard.
   explicit shard(shard_options options = {});
-  /// Cancels the spawned tasks still running and drives the ring until they have finished.
+  /// Cancels the spawned tasks still running and drives the ring until they have finished
+  /// (a task inside `shield` is not cancelled: the destructor waits for it).
   ~shard();
   shard(const shard&) = delete;
   shard& operator=(const shard&) = delete;
@@ -63,16 +64,24 @@ class shard {
 
   /// Runs `t` to completion on this shard's loop and gives its value (or rethrows its
   /// exception). Also rethrows the first exception of a spawned task. Throws std::logic_error
-  /// when called from inside the loop, or when every task waits and nothing can wake them.
+  /// when called from inside the loop (run or poll), or when every task waits and nothing can
+  /// wake them (their frames are then leaked, not destroyed); std::invalid_argument for an
+  /// empty task.
   template <class T>
   T run(task<T> t) {
+    if (!t.valid()) throw_empty_task();
     auto h = detail::task_access::handle(t);
-    drive(h, h.promise());
+    if (!drive(h, h.promise())) {
+      // Destroying the suspended frames could free a scope its children still point at.
+      detail::task_access::leak(t);
+      throw_deadlock();
+    }
     return h.promise().take();
   }
 
   /// Starts `t` detached, under the shard's root scope (cancelled when the shard is destroyed).
-  /// Its exception, if any, is rethrown by the next `run` or `poll`.
+  /// Its exception, if any, is rethrown by the next `run` or `poll`. Makes `notify_fd()`
+  /// readable when called from outside the loop. Throws std::invalid_argument for an empty task.
   void spawn(task<void> t);
 
   /// Embedding: one non-blocking round of work: submits pending SQEs, handles completions,
@@ -97,7 +106,9 @@ class shard {
   static bool kernel_has_defer_taskrun();
 
  private:
-  void drive(std::coroutine_handle<> h, detail::promise_base& p);
+  bool drive(std::coroutine_handle<> h, detail::promise_base& p);
+  [[noreturn]] static void throw_deadlock();
+  [[noreturn]] static void throw_empty_task();
   std::unique_ptr<detail::shard_core> core_;
 };
 

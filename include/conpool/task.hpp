@@ -145,6 +145,11 @@ struct task_access {
   static std::coroutine_handle<task_promise<T>> handle(task<T>& t) noexcept {
     return t.h_;
   }
+  /// Lets go of the frame without destroying it.
+  template <class T>
+  static void leak(task<T>& t) noexcept {
+    t.h_ = nullptr;
+  }
 };
 
 }  // namespace detail

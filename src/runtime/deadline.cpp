@@ -23,7 +23,8 @@ void deadline::arm() noexcept {
 
 void deadline::on_cqe(completion* c, unsigned role, int res, unsigned) noexcept {
   auto* d = static_cast<deadline*>(c);
-  if (role == role_main && res == -ETIME) {
+  // Expiry racing the removal: the task has finished already, so it does not count.
+  if (role == role_main && res == -ETIME && !d->removing_) {
     d->fired_ = true;
     d->node_.cancel();
   }

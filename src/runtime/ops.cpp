@@ -29,11 +29,16 @@ result<void> nop_op::await_resume() const noexcept { return void_result(res(), e
 
 socket_op::socket_op(int domain, int type, int protocol) noexcept
     : io_op(&socket_op::prep), domain_(domain), type_(type | SOCK_CLOEXEC), protocol_(protocol) {
-  if (!detail::shard_core::current().has_socket_op()) {
-    sync_ = true;
-    const int fd = ::socket(domain_, type_, protocol_);
-    sync_res_ = fd >= 0 ? fd : -errno;
+  sync_ = !detail::shard_core::current().has_socket_op();
+}
+bool socket_op::open_now(detail::cancel_node* node) noexcept {
+  if (node != nullptr && node->cancelled()) {
+    sync_res_ = -ECANCELED;
+    return false;
   }
+  const int fd = ::socket(domain_, type_, protocol_);
+  sync_res_ = fd >= 0 ? fd : -errno;
+  return false;
 }
 void socket_op::prep(io_op& op, io_uring_sqe& sqe) noexcept {
   auto& s = self<socket_op>(op);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <conpool/scope.hpp>
 
+#include <stdexcept>
+
 #include "shard_core.hpp"
 
 namespace conpool {
@@ -36,9 +38,15 @@ detail::fire run_child(scope& s, task<void> t) {
 }  // namespace
 
 void scope::spawn(task<void> t) {
+  if (!t.valid()) throw std::invalid_argument("conpool::scope::spawn: empty task");
   detail::fire f = run_child(*this, std::move(t));
+  try {
+    detail::shard_core::current().schedule(f.handle);
+  } catch (...) {
+    f.handle.destroy();
+    throw;
+  }
   ++running_;
-  detail::shard_core::current().schedule(f.handle);
 }
 
 task<void> when_all(std::vector<task<void>> tasks) {

@@ -110,14 +110,17 @@ void shard_core::dispatch(std::uint64_t user_data, int res, unsigned flags) noex
 
 std::size_t shard_core::reap() noexcept {
   std::size_t handled = 0;
-  if (!stash_.empty()) {
-    std::vector<stashed_cqe> batch;
-    batch.swap(stash_);
-    for (const stashed_cqe& c : batch) dispatch(c.user_data, c.res, c.flags);
-    handled += batch.size();
-  }
   io_uring_cqe* cqes[64];
   for (;;) {
+    // Stashed CQEs were taken off the ring after the batch before them and before what the
+    // ring still holds: handling them first keeps completions (and messages) in order.
+    if (!stash_.empty()) {
+      std::vector<stashed_cqe> batch;
+      batch.swap(stash_);
+      for (const stashed_cqe& c : batch) dispatch(c.user_data, c.res, c.flags);
+      handled += batch.size();
+      continue;
+    }
     const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
     if (n == 0) break;
     // Copy out, then free the CQ slots, then dispatch: a handler may prepare SQEs (a cancel),
@@ -140,17 +143,18 @@ std::size_t shard_core::run_ready() {
   return n;
 }
 
-void shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
-  if (driving_) {
-    throw std::logic_error("conpool::shard::run: called from inside the shard's own loop; "
-                           "co_await the task instead");
+shard_core::loop_guard::loop_guard(shard_core& s, const char* who) : flag(s.in_loop_) {
+  if (flag) {
+    throw std::logic_error(std::string("conpool::shard::") + who +
+                           ": called from inside the shard's own loop; co_await the task instead");
   }
-  driving_ = true;
-  struct reset {
-    bool& flag;
-    ~reset() { flag = false; }
-  } guard{driving_};
-  if (p.node_ == nullptr) p.node_ = &root_;
+  flag = true;
+}
+
+bool shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
+  loop_guard guard(*this, "run");
+  cancel_node node(&root_);
+  if (p.node_ == nullptr) p.node_ = &node;
   p.continuation_ = std::noop_coroutine();
   schedule(h);
   while (!h.done()) {
@@ -158,12 +162,8 @@ void shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
     run_ready();
     if (h.done()) break;
     const bool to_submit = io_uring_sq_ready(&ring_) > 0;
-    if (ready_.empty()) {
-      if (!to_submit && inflight_ == 0 && receivers_ == 0 && stash_.empty()) {
-        throw std::logic_error(
-            "conpool::shard::run: every task is waiting and nothing in flight can wake one "
-            "(deadlock)");
-      }
+    if (ready_.empty() && stash_.empty()) {
+      if (!to_submit && inflight_ == 0 && receivers_ == 0) return false;  // deadlock
       enter(true);
     } else if (to_submit || inflight_ > 0) {
       enter(false);  // tasks are ready: only flush and collect, never wait
@@ -171,10 +171,17 @@ void shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
     reap();
   }
   rethrow_spawn_error();
+  return true;
+}
+
+void shard_core::throw_deadlock() {
+  throw std::logic_error(
+      "conpool::shard::run: every task is waiting and nothing in flight can wake one "
+      "(deadlock); the waiting frames are leaked, not destroyed");
 }
 
 std::size_t shard_core::poll() {
-  if (driving_) throw std::logic_error("conpool::shard::poll: called from inside the loop");
+  loop_guard guard(*this, "poll");
   if (notify_fd_ >= 0) {
     eventfd_t ignored;
     // Drain before reaping: a completion posted after this read signals the fd again.
@@ -208,6 +215,8 @@ int shard_core::notify_fd() {
                             "conpool::shard::notify_fd: io_uring_register_eventfd");
   }
   notify_fd_ = fd;
+  // Completions posted before the eventfd existed signalled nothing: have the host poll once.
+  (void)eventfd_write(fd, 1);
   return fd;
 }
 
@@ -224,9 +233,17 @@ fire shard_core::run_detached(task<void> t) {
 }
 
 void shard_core::spawn(task<void> t) {
+  if (!t.valid()) throw std::invalid_argument("conpool::shard::spawn: empty task");
   fire f = run_detached(std::move(t));
+  try {
+    schedule(f.handle);
+  } catch (...) {
+    f.handle.destroy();
+    throw;
+  }
   ++spawned_;
-  schedule(f.handle);
+  // An embedding host waits on notify_fd: tell it there is a task to start.
+  if (notify_fd_ >= 0 && !in_loop_) (void)eventfd_write(notify_fd_, 1);
 }
 
 void shard_core::drain_spawned() noexcept {
@@ -234,7 +251,11 @@ void shard_core::drain_spawned() noexcept {
   while (spawned_ > 0 || !ready_.empty()) {
     run_ready();
     if (spawned_ == 0 && ready_.empty()) break;
-    if (ready_.empty() && inflight_ == 0 && stash_.empty() && io_uring_sq_ready(&ring_) == 0) {
+    if (!stash_.empty()) {
+      reap();
+      continue;
+    }
+    if (ready_.empty() && inflight_ == 0 && io_uring_sq_ready(&ring_) == 0) {
       // Spawned tasks wait on something that no completion will wake (a receiver with no
       // sender): leave their frames rather than hang the destructor.
       break;
@@ -267,7 +288,13 @@ shard* shard::current() noexcept {
   return detail::t_current_core == nullptr ? nullptr : detail::t_current_core->owner;
 }
 
-void shard::drive(std::coroutine_handle<> h, detail::promise_base& p) { core_->drive(h, p); }
+bool shard::drive(std::coroutine_handle<> h, detail::promise_base& p) {
+  return core_->drive(h, p);
+}
+void shard::throw_deadlock() { detail::shard_core::throw_deadlock(); }
+void shard::throw_empty_task() {
+  throw std::invalid_argument("conpool::shard::run: empty task (moved-from or default)");
+}
 void shard::spawn(task<void> t) { core_->spawn(std::move(t)); }
 std::size_t shard::poll() { return core_->poll(); }
 int shard::notify_fd() { return core_->notify_fd(); }

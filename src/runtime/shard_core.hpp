@@ -55,7 +55,9 @@ class shard_core {
   /// Runs `h` in a later turn (FIFO).
   void schedule(std::coroutine_handle<> h) { ready_.push(h); }
 
-  void drive(std::coroutine_handle<> h, promise_base& p);
+  /// Runs until `h` is done (true), or until nothing can ever wake it (false: a deadlock).
+  bool drive(std::coroutine_handle<> h, promise_base& p);
+  [[noreturn]] static void throw_deadlock();
   std::size_t poll();
   int notify_fd();
   void spawn(task<void> t);
@@ -81,6 +83,13 @@ class shard_core {
     std::uint32_t flags;
   };
 
+  // Marks the shard's loop as running (run or poll) for one scope; refuses re-entry.
+  struct loop_guard {
+    loop_guard(shard_core& s, const char* who);
+    ~loop_guard() { flag = false; }
+    bool& flag;
+  };
+
   void dispatch(std::uint64_t user_data, int res, unsigned flags) noexcept;
   void deliver(message m);
   std::size_t reap() noexcept;
@@ -95,7 +104,7 @@ class shard_core {
   unsigned flags_ = 0;
   ring_mode mode_ = ring_mode::plain;
   bool has_socket_op_ = false;
-  bool driving_ = false;
+  bool in_loop_ = false;  // inside run() or poll()
   int notify_fd_ = -1;
   std::uint64_t inflight_ = 0;  // CQEs owed to our operations
   std::size_t spawned_ = 0;

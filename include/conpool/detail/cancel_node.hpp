@@ -42,12 +42,28 @@ class cancel_node {
     if (next_ != nullptr) next_->prev_ = prev_;
   }
 
-  /// Cancels this node and its subtree; the parked hooks are asked to finish.
+  /// Cancels this node and its subtree; the parked hooks are asked to finish. Iterative, so a
+  /// deep tree cannot overflow the stack; a cancelled node's subtree is cancelled already, so
+  /// it is skipped. Hooks never change the tree synchronously.
   void cancel() noexcept {
     if (cancelled_) return;
-    cancelled_ = true;
-    if (hook_ != nullptr) hook_->request(hook_);
-    for (cancel_node* c = first_child_; c != nullptr; c = c->next_) c->cancel();
+    cancel_node* n = this;
+    for (;;) {
+      n->cancelled_ = true;
+      if (n->hook_ != nullptr) n->hook_->request(n->hook_);
+      if (cancel_node* child = first_live(n->first_child_)) {
+        n = child;
+        continue;
+      }
+      for (;;) {  // climb to the next live sibling of n or of an ancestor below this
+        if (n == this) return;
+        if (cancel_node* sibling = first_live(n->next_)) {
+          n = sibling;
+          break;
+        }
+        n = n->parent_;
+      }
+    }
   }
   [[nodiscard]] bool cancelled() const noexcept { return cancelled_; }
 
@@ -58,6 +74,11 @@ class cancel_node {
   }
 
  private:
+  static cancel_node* first_live(cancel_node* n) noexcept {
+    while (n != nullptr && n->cancelled_) n = n->next_;
+    return n;
+  }
+
   cancel_node* parent_;
   cancel_node* first_child_ = nullptr;
   cancel_node* prev_ = nullptr;
