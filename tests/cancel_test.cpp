@@ -86,15 +86,17 @@ TEST_CASE("cancel: a task that finishes first gets its value; the timer is disar
 }
 
 TEST_CASE("cancel: nested deadlines: the inner one fires, the outer one stays armed") {
-  shard s;
-  s.run([]() -> task<void> {
-    result<void> r = co_await with_timeout(1h, []() -> task<result<void>> {
-      result<void> inner = co_await with_timeout(1ms, sleep_for(1h));
-      CHECK(inner.error() == errc::timed_out);
-      co_return co_await sleep_for(1ms);  // the outer fiber is not cancelled
+  for_each_ring_mode([](ring_mode m) {
+    shard s({.mode = m});
+    s.run([]() -> task<void> {
+      result<void> r = co_await with_timeout(1h, []() -> task<result<void>> {
+        result<void> inner = co_await with_timeout(1ms, sleep_for(1h));
+        CHECK(inner.error() == errc::timed_out);
+        co_return co_await sleep_for(1ms);  // the outer fiber is not cancelled
+      }());
+      CHECK(r.has_value());
     }());
-    CHECK(r.has_value());
-  }());
+  });
 }
 
 TEST_CASE("cancel: a shielded section runs to its end; the cancel is seen after it") {
@@ -153,11 +155,13 @@ task<void> nest(int depth, int& cancelled) {
 }  // namespace
 
 TEST_CASE("cancel: a deadline reaches every fiber of a deep tree") {
-  shard s;
-  int cancelled = 0;
-  s.run([](int& cancelled) -> task<void> {
-    result<void> r = co_await with_timeout(5ms, nest(500, cancelled));
-    CHECK(r.error() == errc::timed_out);
-  }(cancelled));
-  CHECK(cancelled == 501);
+  for_each_ring_mode([](ring_mode m) {
+    shard s({.mode = m});
+    int cancelled = 0;
+    s.run([](int& cancelled) -> task<void> {
+      result<void> r = co_await with_timeout(5ms, nest(500, cancelled));
+      CHECK(r.error() == errc::timed_out);
+    }(cancelled));
+    CHECK(cancelled == 501);
+  });
 }

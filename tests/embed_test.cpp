@@ -45,7 +45,8 @@ TEST_CASE("embed: a plain epoll loop drives a shard's echo traffic to completion
       // The 5 s bound only turns a lost wake-up into a failure instead of a hang.
       const int n = ::epoll_wait(ep, out, 4, 5000);
       if (n < 0 && errno == EINTR) continue;
-      REQUIRE_MESSAGE(n > 0, "shard work pending but its notify_fd never became readable: ", std::strerror(errno));
+      REQUIRE_MESSAGE(n > 0, "shard work pending but its notify_fd never became readable: ",
+                      std::strerror(errno));
       ++wakeups;
       s.poll();
     }

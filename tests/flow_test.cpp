@@ -138,19 +138,22 @@ TEST_CASE("flow: read_exact reports end_of_stream when the peer closes early") {
 }
 
 TEST_CASE("flow: writing to a reset peer reports the system error, no SIGPIPE") {
-  shard s;
-  s.run([]() -> task<void> {
-    result<listener> l = listener::open(socket_address::loopback(0));
-    result<flow> c = co_await connect(l->address());
-    {
-      result<flow> p = co_await l->accept();
-      const linger lg{.l_onoff = 1, .l_linger = 0};
-      ::setsockopt(p->native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }  // RST
-    std::vector<std::byte> chunk(64 * 1024);
-    result<void> r;
-    for (int i = 0; i < 100 && r; ++i) r = co_await c->write_all(chunk);
-    REQUIRE_FALSE(r.has_value());
-    CHECK((r.error() == std::errc::connection_reset || r.error() == std::errc::broken_pipe));
-  }());
+  for_each_ring_mode([](ring_mode m) {
+    fd_leak_check leaks;
+    shard s({.mode = m});
+    s.run([]() -> task<void> {
+      result<listener> l = listener::open(socket_address::loopback(0));
+      result<flow> c = co_await connect(l->address());
+      {
+        result<flow> p = co_await l->accept();
+        const linger lg{.l_onoff = 1, .l_linger = 0};
+        ::setsockopt(p->native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      }  // RST
+      std::vector<std::byte> chunk(64 * 1024);
+      result<void> r;
+      for (int i = 0; i < 100 && r; ++i) r = co_await c->write_all(chunk);
+      REQUIRE_FALSE(r.has_value());
+      CHECK((r.error() == std::errc::connection_reset || r.error() == std::errc::broken_pipe));
+    }());
+  });
 }

@@ -183,9 +183,8 @@ TEST_CASE("io: a receiver waiting on MSG_RING is cancelled cleanly") {
   for_each_ring_mode([](ring_mode m) {
     shard s({.mode = m});
     s.run([]() -> task<void> {
-      result<message> r = co_await with_timeout(1ms, []() -> task<result<message>> {
-        co_return co_await io::msg_receive();
-      }());
+      result<message> r = co_await with_timeout(
+          1ms, []() -> task<result<message>> { co_return co_await io::msg_receive(); }());
       CHECK(r.has_value() == false);
       CHECK(r.error() == errc::timed_out);
       // A message to ourselves is queued in the inbox and picked up later.

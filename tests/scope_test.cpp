@@ -52,18 +52,18 @@ TEST_CASE("scope: a child's exception cancels its siblings and is rethrown after
   shard s;
   bool sibling_cancelled = false;
   CHECK_THROWS_WITH(s.run([](bool& sibling_cancelled) -> task<void> {
-                      co_await scoped([&](scope& sc) -> task<void> {
-                        sc.spawn([](bool& flag) -> task<void> {
-                          result<void> r = co_await sleep_for(1h);
-                          flag = !r && r.error() == std::errc::operation_canceled;
-                        }(sibling_cancelled));
-                        sc.spawn([]() -> task<void> {
-                          co_await io::nop();
-                          throw std::runtime_error("child failed");
-                        }());
-                        co_await sc.join();
-                      });
-                    }(sibling_cancelled)),
+    co_await scoped([&](scope& sc) -> task<void> {
+      sc.spawn([](bool& flag) -> task<void> {
+        result<void> r = co_await sleep_for(1h);
+        flag = !r && r.error() == std::errc::operation_canceled;
+      }(sibling_cancelled));
+      sc.spawn([]() -> task<void> {
+        co_await io::nop();
+        throw std::runtime_error("child failed");
+      }());
+      co_await sc.join();
+    });
+  }(sibling_cancelled)),
                     "child failed");
   CHECK(sibling_cancelled);
 }
@@ -74,10 +74,11 @@ TEST_CASE("scope: scoped gives the body's value; cancelling the caller reaches t
     int v = co_await scoped([](scope&) -> task<int> { co_return 7; });
     CHECK(v == 7);
     // The body's caller runs under a deadline: its expiry cancels the scope's children too.
-    result<void> r = co_await with_timeout(2ms, scoped([](scope& sc) -> task<void> {
-      sc.spawn([]() -> task<void> { (void)co_await sleep_for(1h); }());
-      co_await sc.join();
-    }));
+    result<void> r =
+        co_await with_timeout(2ms, scoped([](scope& sc) -> task<void> {
+                                sc.spawn([]() -> task<void> { (void)co_await sleep_for(1h); }());
+                                co_await sc.join();
+                              }));
     CHECK(r.error() == errc::timed_out);
   }());
 }
@@ -89,7 +90,7 @@ TEST_CASE("when_all: values in order, exceptions propagate") {
     for (int i = 0; i < 10; ++i) {
       tasks.push_back([](int i) -> task<int> {
         REQUIRE(co_await sleep_for((10 - i) * 100us));
-        co_return i * i;
+        co_return i* i;
       }(i));
     }
     std::vector<int> squares = co_await when_all(std::move(tasks));

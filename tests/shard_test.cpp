@@ -121,9 +121,9 @@ TEST_CASE("shard: shards on two threads run independently") {
 TEST_CASE("shard: the loop refuses re-entry and empty tasks with a clear error") {
   shard s;
   CHECK_THROWS_WITH_AS(s.run([]() -> task<void> {
-                         shard::current()->run([]() -> task<void> { co_return; }());
-                         co_return;
-                       }()),
+    shard::current()->run([]() -> task<void> { co_return; }());
+    co_return;
+  }()),
                        "conpool::shard::run: called from inside the shard's own loop; co_await "
                        "the task instead",
                        std::logic_error);

@@ -44,9 +44,7 @@ class socket_address {
   /// "127.0.0.1:80", "[::1]:80".
   [[nodiscard]] std::string to_string() const;
 
-  [[nodiscard]] const sockaddr* data() const noexcept {
-    return &addr_.any;
-  }
+  [[nodiscard]] const sockaddr* data() const noexcept { return &addr_.any; }
   [[nodiscard]] socklen_t size() const noexcept { return size_; }
 
   friend bool operator==(const socket_address& a, const socket_address& b) noexcept;

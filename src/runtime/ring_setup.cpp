@@ -23,8 +23,7 @@ ring_setup setup_ring(io_uring& ring, const shard_options& options) {
   // the CQ is four times larger, and the kernel's CQ limit is 65536.
   if (options.entries < 2 || options.entries > 16384) {
     throw std::invalid_argument("conpool::shard_options::entries: " +
-                                std::to_string(options.entries) +
-                                " is out of range (2 to 16384)");
+                                std::to_string(options.entries) + " is out of range (2 to 16384)");
   }
   // SUBMIT_ALL (5.18): one bad SQE must not hold back the rest of the turn's batch.
   constexpr unsigned defer = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;

@@ -167,7 +167,8 @@ bool shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
       enter(true);
     } else if (to_submit || inflight_ > 0) {
       enter(false);  // tasks are ready: only flush and collect, never wait
-    }  // else: nothing owed by the kernel, so a syscall would find nothing
+    }
+    // (Tasks ready and nothing owed by the kernel: a syscall would find nothing, so none.)
     reap();
   }
   rethrow_spawn_error();
@@ -288,9 +289,7 @@ shard* shard::current() noexcept {
   return detail::t_current_core == nullptr ? nullptr : detail::t_current_core->owner;
 }
 
-bool shard::drive(std::coroutine_handle<> h, detail::promise_base& p) {
-  return core_->drive(h, p);
-}
+bool shard::drive(std::coroutine_handle<> h, detail::promise_base& p) { return core_->drive(h, p); }
 void shard::throw_deadlock() { detail::shard_core::throw_deadlock(); }
 void shard::throw_empty_task() {
   throw std::invalid_argument("conpool::shard::run: empty task (moved-from or default)");
