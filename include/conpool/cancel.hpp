@@ -74,6 +74,24 @@ task<detail::timeout_result_t<T>> with_timeout(std::chrono::nanoseconds d, task<
   }
 }
 
+namespace detail {
+template <class T>
+inline constexpr bool is_task = false;
+template <class T>
+inline constexpr bool is_task<task<T>> = true;
+}  // namespace detail
+
+/// `with_timeout` for another movable awaitable (`pool::acquire(ep)`): it is awaited inside a
+/// task run under the deadline. (Operations are immovable: give them their own `op_timeout`.)
+template <class A>
+requires(!detail::is_task<A>) && std::is_move_constructible_v<A>&& requires(A& a) {
+  a.await_resume();
+}
+auto with_timeout(std::chrono::nanoseconds d, A awaitable) {
+  using T = decltype(awaitable.await_resume());
+  return with_timeout(d, [](A a) -> task<T> { co_return co_await a; }(std::move(awaitable)));
+}
+
 /// Runs `t` where no cancellation reaches it: its operations complete normally even when the
 /// caller's fiber is cancelled meanwhile (the caller sees its own cancellation afterwards).
 /// For sections that must not be cut in half: returning a connection, closing one.

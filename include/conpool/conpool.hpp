@@ -9,10 +9,15 @@
 
 #include <conpool/address.hpp>
 #include <conpool/cancel.hpp>
+#include <conpool/config.hpp>
+#include <conpool/connection.hpp>
+#include <conpool/endpoint.hpp>
 #include <conpool/error.hpp>
 #include <conpool/flow.hpp>
 #include <conpool/io.hpp>
 #include <conpool/listener.hpp>
+#include <conpool/pool.hpp>
 #include <conpool/scope.hpp>
 #include <conpool/shard.hpp>
+#include <conpool/stats.hpp>
 #include <conpool/task.hpp>

@@ -9,6 +9,11 @@
 /// to whoever awaits it. A task owns its frame: destroying a task that never ran frees it.
 /// A task is awaited at most once, as an rvalue.
 ///
+/// g++ 12 (Debian 12's compiler) destroys twice a temporary lambda that has by-value captures
+/// when it stands in the same expression as `co_await` (a known g++ bug, fixed in g++ 13):
+/// write `co_await p.with_connection(ep, [&msg](flow& f) {...})` (capture by reference), or
+/// bind the lambda to a variable first, never `[msg](flow& f) {...}` inside the co_await.
+///
 /// Example:
 ///   task<int> answer() { co_return 42; }
 ///   task<int> twice() { int a = co_await answer(); co_return 2 * a; }

@@ -89,6 +89,8 @@ void shard_core::enter(bool wait) noexcept {
   // DEFER_TASKRUN rings complete nothing unless asked (GETEVENTS), so even the non-waiting
   // flush asks for events.
   const int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
+  // Once per kernel entry, where time passes: the pool reads this, never the clock itself.
+  now_ = std::chrono::steady_clock::now();
   if (r >= 0 || r == -EINTR || r == -ETIME) return;
   if (r == -EBUSY || r == -EAGAIN) {
     stash_cqes();
@@ -103,9 +105,14 @@ void shard_core::dispatch(std::uint64_t user_data, int res, unsigned flags) noex
     deliver({user_data >> 3, res});
     return;
   }
+  auto* target = reinterpret_cast<completion*>(user_data & ~std::uint64_t{role_mask});
+  if (role == role_wake) {
+    --external_;
+    target->on_cqe(target, role, res, flags);
+    return;
+  }
   --inflight_;
-  auto* c = reinterpret_cast<completion*>(user_data & ~std::uint64_t{role_mask});
-  c->on_cqe(c, role, res, flags);
+  target->on_cqe(target, role, res, flags);
 }
 
 std::size_t shard_core::reap() noexcept {
@@ -163,7 +170,7 @@ bool shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
     if (h.done()) break;
     const bool to_submit = io_uring_sq_ready(&ring_) > 0;
     if (ready_.empty() && stash_.empty()) {
-      if (!to_submit && inflight_ == 0 && receivers_ == 0) return false;  // deadlock
+      if (!to_submit && inflight_ == 0 && receivers_ == 0 && external_ == 0) return false;
       enter(true);
     } else if (to_submit || inflight_ > 0) {
       enter(false);  // tasks are ready: only flush and collect, never wait
@@ -256,7 +263,7 @@ void shard_core::drain_spawned() noexcept {
       reap();
       continue;
     }
-    if (ready_.empty() && inflight_ == 0 && io_uring_sq_ready(&ring_) == 0) {
+    if (ready_.empty() && inflight_ == 0 && external_ == 0 && io_uring_sq_ready(&ring_) == 0) {
       // Spawned tasks wait on something that no completion will wake (a receiver with no
       // sender): leave their frames rather than hang the destructor.
       break;

@@ -5,6 +5,7 @@
 
 #include <liburing.h>
 
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -52,6 +53,20 @@ class shard_core {
   io_uring_sqe* sqe(unsigned reserve = 1) noexcept;
   /// `n` more CQEs are owed to this shard's operations.
   void expect(unsigned n) noexcept { inflight_ += n; }
+  /// A helper thread owes this shard a wake-up (a MSG_RING with role_wake): the loop waits
+  /// for it rather than report a deadlock, and the destructor waits for it.
+  void expect_external() noexcept { ++external_; }
+  /// Waits, inside the current turn, until `owed` (a count of CQEs its owner expects) is 0:
+  /// for destructors whose objects the kernel still points at. Other completions met meanwhile
+  /// are handled as usual (their tasks are scheduled, not run).
+  void settle(const std::uint64_t& owed) noexcept {
+    while (owed > 0) {
+      enter(true);
+      reap();
+    }
+  }
+  /// The time of this loop turn (one clock read per turn).
+  [[nodiscard]] std::chrono::steady_clock::time_point now() const noexcept { return now_; }
   /// Runs `h` in a later turn (FIFO).
   void schedule(std::coroutine_handle<> h) { ready_.push(h); }
 
@@ -107,6 +122,8 @@ class shard_core {
   bool in_loop_ = false;  // inside run() or poll()
   int notify_fd_ = -1;
   std::uint64_t inflight_ = 0;  // CQEs owed to our operations
+  std::uint64_t external_ = 0;  // wake-ups owed by helper threads
+  std::chrono::steady_clock::time_point now_ = std::chrono::steady_clock::now();
   std::size_t spawned_ = 0;
   std::exception_ptr spawn_error_;
   cancel_node root_{nullptr};
@@ -118,5 +135,8 @@ class shard_core {
   std::vector<stashed_cqe> stash_;  // CQEs taken off a full CQ mid-turn, handled next reap
   shard_counters counters_;
 };
+
+/// The calling shard's time of this loop turn.
+inline std::chrono::steady_clock::time_point loop_now() noexcept { return t_current_core->now(); }
 
 }  // namespace conpool::detail

@@ -33,6 +33,7 @@ enum sqe_role : unsigned {
   role_link = 1,     ///< its IORING_OP_LINK_TIMEOUT
   role_cancel = 2,   ///< an IORING_OP_ASYNC_CANCEL aimed at it
   role_message = 3,  ///< a MSG_RING message from another ring (no SQE of ours)
+  role_wake = 4,     ///< a MSG_RING wake-up for a completion of ours, from a helper thread
   role_mask = 7,
 };
 

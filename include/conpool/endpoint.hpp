@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// `endpoint`: where pooled connections go — host, port and TLS identity.
+///
+/// Two endpoints share connections only when host, port and TLS identity (context object and
+/// server name) are all equal. Hosts are names or IPv4/IPv6 literals; names are resolved by the
+/// pool, off the shard's thread.
+///
+/// Example:
+///   endpoint redis{"127.0.0.1", 6379};
+///   endpoint api = endpoint::parse("tls://api.example.com:443");   // TLS: set api.tls->context
+///   std::cout << redis;                                              // 127.0.0.1:6379
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace conpool {
+
+class tls_context;
+
+/// TLS settings of an endpoint: the client context, and the server name sent as SNI and
+/// verified against the certificate (the endpoint's host when absent).
+struct tls_config {
+  std::shared_ptr<tls_context> context;
+  std::optional<std::string> servername;
+
+  friend bool operator==(const tls_config&, const tls_config&) = default;
+};
+
+struct endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::optional<tls_config> tls;
+
+  endpoint() = default;
+  /// `endpoint{"127.0.0.1", 6379}`; TLS when `tls` is given.
+  endpoint(std::string host_, std::uint16_t port_, std::optional<tls_config> tls_ = {})
+      : host(std::move(host_)), port(port_), tls(std::move(tls_)) {}
+
+  /// "tcp://host:port" or "tls://host:port" (IPv6 literals in brackets: "tcp://[::1]:80").
+  /// A tls:// endpoint gets an empty `tls_config`: its context is the caller's to set.
+  /// Throws std::invalid_argument naming the text and what is wrong with it.
+  static endpoint parse(std::string_view url);
+
+  /// Why this endpoint cannot be used (empty host, port 0, TLS without a context, TLS in a
+  /// build without it), naming the endpoint; empty when it can.
+  [[nodiscard]] std::string problem() const;
+
+  /// "127.0.0.1:6379", "[::1]:80", "example.com:443 (tls)".
+  [[nodiscard]] std::string to_string() const;
+
+  friend bool operator==(const endpoint&, const endpoint&) = default;
+};
+
+/// Prints `e.to_string()`.
+std::ostream& operator<<(std::ostream& os, const endpoint& e);
+
+/// `describe(e, ep, what)`: an error put into words naming the endpoint,
+/// "127.0.0.1:6379 (tls): connect: connect timed out".
+std::string describe(std::error_code e, const endpoint& ep, std::string_view what = {});
+
+}  // namespace conpool
+
+/// Hashes host, port and TLS identity (context object, server name).
+template <>
+struct std::hash<conpool::endpoint> {
+  std::size_t operator()(const conpool::endpoint& e) const noexcept;
+};

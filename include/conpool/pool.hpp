@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// `pool`: reuses connections per endpoint, checks their health, enforces per-endpoint limits
+/// and keeps stats.
+///
+/// A pool lives on the shard that made it and is used from that shard's tasks. Per endpoint it
+/// keeps a slab of `max_connections_per_endpoint` slots: idle connections on a stack (the
+/// warmest is reused first), each watched by a zero-length recv in the kernel so that a server
+/// closing, resetting or writing into it evicts it at once; tasks beyond the limit wait in FIFO
+/// order. Destroying the pool closes every connection (all leases must be back by then); use
+/// `co_await close_pool()` to wait for leases instead.
+///
+/// Example:
+///   pool p;                                     // on a shard, default_config()
+///   endpoint ep{"127.0.0.1", 6379};
+///   result<std::string> r = co_await p.with_connection(ep, [](flow& f) ->
+///   task<result<std::string>> {
+///     if (auto w = co_await f.write_all("PING\r\n"); !w) co_return fail(w.error());
+///     std::string pong(7, '\0');
+///     if (auto rd = co_await f.read_exact(std::as_writable_bytes(std::span(pong))); !rd)
+///       co_return fail(rd.error());
+///     co_return pong;
+///   });
+
+#include <chrono>
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <conpool/cancel.hpp>
+#include <conpool/config.hpp>
+#include <conpool/connection.hpp>
+#include <conpool/endpoint.hpp>
+#include <conpool/error.hpp>
+#include <conpool/stats.hpp>
+#include <conpool/task.hpp>
+
+namespace conpool {
+
+namespace detail {
+class pool_core;
+struct slot;
+
+template <class T>
+struct lease_value {
+  using type = result<T>;
+};
+template <class U>
+struct lease_value<std::expected<U, std::error_code>> {
+  using type = std::expected<U, std::error_code>;
+};
+/// What `with_connection(ep, f)` yields: `f`'s `result<U>`, or `result<T>` for another `T`.
+template <class F>
+using lease_result_t =
+    typename lease_value<typename std::invoke_result_t<F&, flow&>::value_type>::type;
+}  // namespace detail
+
+class pool {
+ public:
+  /// A pool on the calling thread's shard. Throws std::invalid_argument naming a bad `config`
+  /// field, std::logic_error when this thread runs no shard.
+  explicit pool(config settings = default_config());
+  /// Closes every connection at once; leases still out abort the program (a bug: they would
+  /// outlive their pool).
+  ~pool();
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  class [[nodiscard]] acquire_awaiter;
+
+  /// A connection to `ep`: the warmest healthy idle one (no allocation, no syscall, no frame),
+  /// else a new one, else — at the limit — the next one released, in FIFO order. An idle one
+  /// that fails its checks (lifetime, idle time, uses, health_check, watcher) is closed and
+  /// replaced without the caller seeing an error. Awaitable (`co_await p.acquire(ep)`); `ep`
+  /// must outlive the await.
+  /// Errors: errc::pool_closed, errc::acquire_timeout, errc::connect_timeout,
+  /// errc::resolve_failed, the system's connect errors, operation_canceled.
+  /// Throws std::invalid_argument for a bad endpoint (empty host, port 0, TLS without a
+  /// context), before any I/O.
+  acquire_awaiter acquire(const endpoint& ep);
+
+  /// Returns a connection in a clean state: to the longest waiter, else to the idle stack.
+  /// Closed instead when expired, when its server spoke up while it was out, or when the pool
+  /// is closing. Throws std::invalid_argument for an empty lease or one of another pool.
+  void release(connection&& c);
+  /// Closes a connection now.
+  void close(connection&& c);
+  /// Lifetime, idle time, uses, the server not having spoken up, then `health_check` and, with
+  /// `check_readable`, a zero-length MSG_DONTWAIT recv (healthy when it would block).
+  task<bool> is_healthy(connection& c, bool check_readable = false);
+  /// `is_healthy(c, true)` ? `release(c)` : `close(c)` (with the readable probe: a server that
+  /// closed while the connection was out is caught before it goes back).
+  task<void> validate_and_release(connection&& c);
+
+  /// Acquires a connection, runs `f(flow&)` (a callable giving `task<R>`), then: success
+  /// returns the connection to the pool; an error result, or an exception, closes it (the
+  /// exception is rethrown). Yields `f`'s `result<U>`, or `result<R>` for another `R`.
+  template <class F>
+  task<detail::lease_result_t<F>> with_connection(endpoint ep, F f);
+
+  /// `with_connection` behind a circuit breaker per endpoint: after `failure_threshold` failures
+  /// in a row it opens and fails at once with errc::circuit_open for `open_for`; then one trial
+  /// goes through (half-open): success closes it, failure opens it again.
+  /// Throws std::invalid_argument when failure_threshold < 1 or open_for <= 0.
+  template <class F>
+  task<detail::lease_result_t<F>> with_circuit_breaker(endpoint ep, int failure_threshold,
+                                                       std::chrono::duration<double> open_for, F f);
+
+  /// Opens connections to `ep` until `count` are idle (within the limit). Errors: as acquire.
+  task<result<void>> warm_endpoint(endpoint ep, int count);
+
+  /// The stats of `ep` (zeros if the pool never used it).
+  [[nodiscard]] endpoint_stats stats(const endpoint& ep) const;
+  /// The stats of every endpoint the pool has used.
+  [[nodiscard]] std::vector<std::pair<endpoint, endpoint_stats>> all_stats() const;
+
+  /// Closes the idle connections of `ep`; leased ones are untouched.
+  void close_idle_connections(const endpoint& ep);
+  /// Closes every connection of `ep`: idle ones now, leased ones as they come back (waits).
+  task<void> close_all_connections(endpoint ep);
+  /// Closes the pool: waiters and new acquisitions get errc::pool_closed, idle connections
+  /// close now, leased ones as they come back; returns when all are closed.
+  task<void> close_pool();
+
+  /// The settings the pool runs with.
+  [[nodiscard]] const config& settings() const noexcept;
+
+ private:
+  struct breaker_ticket {
+    bool admitted = false;
+    bool trial = false;
+  };
+  detail::slot* try_reuse(const endpoint& ep);
+  detail::slot* take_lease(connection& c, const char* who);
+  task<result<connection>> acquire_slow(endpoint ep);
+  task<result<connection>> open(detail::slot* s);
+  void close_after_error(connection&& c);
+  breaker_ticket breaker_enter(const endpoint& ep, int failure_threshold,
+                               std::chrono::duration<double> open_for);
+  void breaker_record(const endpoint& ep, breaker_ticket t, bool success);
+
+  std::unique_ptr<detail::pool_core> core_;
+};
+
+class [[nodiscard]] pool::acquire_awaiter {
+ public:
+  bool await_ready() {
+    hit_ = pool_->try_reuse(ep_);
+    return hit_ != nullptr;
+  }
+  template <detail::fiber_promise P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+    slow_ = pool_->acquire_slow(ep_);
+    return slow_awaiter().await_suspend(h);
+  }
+  result<connection> await_resume() {
+    if (hit_ != nullptr) return connection(hit_);
+    return slow_awaiter().await_resume();
+  }
+
+ private:
+  friend class pool;
+  acquire_awaiter(pool& p, const endpoint& ep) noexcept : pool_(&p), ep_(ep) {}
+  task<result<connection>>::awaiter slow_awaiter() noexcept {
+    return {detail::task_access::handle(slow_)};
+  }
+  pool* pool_;
+  const endpoint& ep_;
+  detail::slot* hit_ = nullptr;
+  task<result<connection>> slow_;
+};
+
+inline pool::acquire_awaiter pool::acquire(const endpoint& ep) { return {*this, ep}; }
+
+template <class F>
+task<detail::lease_result_t<F>> pool::with_connection(endpoint ep, F f) {
+  using R = typename std::invoke_result_t<F&, flow&>::value_type;
+  result<connection> c = co_await acquire(ep);
+  if (!c) co_return fail(c.error());
+  try {
+    if constexpr (std::is_void_v<R>) {
+      co_await f(c->flow());
+      release(std::move(*c));
+      co_return result<void>{};
+    } else {
+      R r = co_await f(c->flow());
+      if constexpr (detail::is_result<R>::value) {
+        if (r.has_value()) {
+          release(std::move(*c));
+        } else {
+          close_after_error(std::move(*c));
+        }
+        co_return r;
+      } else {
+        release(std::move(*c));
+        co_return std::move(r);
+      }
+    }
+  } catch (...) {
+    close_after_error(std::move(*c));
+    throw;
+  }
+}
+
+template <class F>
+task<detail::lease_result_t<F>> pool::with_circuit_breaker(endpoint ep, int failure_threshold,
+                                                           std::chrono::duration<double> open_for,
+                                                           F f) {
+  const breaker_ticket ticket = breaker_enter(ep, failure_threshold, open_for);
+  const endpoint key = ep;
+  if (!ticket.admitted) co_return fail(errc::circuit_open);
+  try {
+    // Built apart from the co_await: g++ 12 destroys a callable moved inside a co_await
+    // expression twice (see task.hpp).
+    task<detail::lease_result_t<F>> inner = with_connection(std::move(ep), std::move(f));
+    detail::lease_result_t<F> r = co_await std::move(inner);
+    breaker_record(key, ticket, r.has_value());
+    co_return r;
+  } catch (...) {
+    breaker_record(key, ticket, false);
+    throw;
+  }
+}
+
+}  // namespace conpool

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// `endpoint_stats`: what the pool has done for one endpoint.
+///
+/// At every quiescent point (no connection being opened or closed)
+/// `total_created == total_closed + active + idle`.
+///
+/// Example:
+///   std::cout << p.stats(ep);   // active=1 idle=2 created=3 reused=40 closed=0 errors=0
+
+#include <cstdint>
+#include <iosfwd>
+
+namespace conpool {
+
+struct endpoint_stats {
+  std::uint64_t active = 0;         ///< connections handed out now
+  std::uint64_t idle = 0;           ///< connections waiting in the pool now
+  std::uint64_t total_created = 0;  ///< connections opened
+  std::uint64_t total_reused = 0;   ///< times an idle connection was handed out again
+  std::uint64_t total_closed = 0;   ///< connections closed (for any reason)
+  std::uint64_t errors = 0;         ///< failed opens, and connections closed after an error
+
+  friend bool operator==(const endpoint_stats&, const endpoint_stats&) = default;
+};
+
+/// "active=1 idle=2 created=3 reused=40 closed=0 errors=0" (the seed's pp_stats).
+std::ostream& operator<<(std::ostream& os, const endpoint_stats& s);
+
+}  // namespace conpool

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+#include <conpool/pool.hpp>
+
+#include <stdexcept>
+
+#include <conpool/scope.hpp>
+
+#include "slab.hpp"
+
+namespace conpool {
+
+using detail::endpoint_slab;
+using detail::slot;
+using detail::slot_state;
+using detail::slot_waiter;
+
+namespace {
+
+// ---- waiting for a slot at the limit ----------------------------------------------------------
+
+void waiter_cancelled(detail::cancel_hook* h) noexcept {
+  auto* w = static_cast<slot_waiter*>(h);
+  w->slab->remove_waiter(w);
+  w->cancelled = true;
+  w->node->unpark(w);
+  detail::shard_core::current().schedule(w->handle);
+}
+
+struct turn_awaiter {
+  endpoint_slab& slab;
+  slot_waiter& w;
+  bool await_ready() const noexcept { return false; }
+  template <detail::fiber_promise P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    detail::cancel_node* node = h.promise().node_;
+    if (node != nullptr && node->cancelled()) {
+      w.cancelled = true;
+      return false;
+    }
+    w.handle = h;
+    w.node = node;
+    slab.add_waiter(&w);
+    if (node != nullptr) node->park(&w);
+    return true;
+  }
+  void await_resume() const noexcept {}
+};
+
+// The next slot the slab frees for this task: a released connection (handed out already) or an
+// empty slot to open a connection in.
+task<result<slot*>> wait_turn(endpoint_slab& slab) {
+  slot_waiter w;
+  w.request = &waiter_cancelled;
+  w.slab = &slab;
+  co_await turn_awaiter{slab, w};
+  if (w.granted != nullptr) co_return w.granted;
+  if (w.pool_closed) co_return fail(errc::pool_closed);
+  co_return fail(std::make_error_code(std::errc::operation_canceled));
+}
+
+struct drained_awaiter {
+  detail::drain_waiters& waiters;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) { waiters.handles.push_back(h); }
+  void await_resume() const noexcept {}
+};
+
+// Waits until no connection of `slab` is left (not cancellable: it only waits for leases).
+task<void> drained(endpoint_slab& slab) {
+  while (slab.in_use != 0) co_await drained_awaiter{slab.drained};
+}
+
+// ---- opening ------------------------------------------------------------------------------------
+
+// Tries every address of the endpoint in turn; the last failure is the one reported.
+task<result<flow>> dial(detail::pool_core& core, const endpoint& ep) {
+  result<std::vector<socket_address>> addresses = co_await core.names.resolve(ep.host, ep.port);
+  if (!addresses) co_return fail(addresses.error());
+  std::error_code last;
+  for (const socket_address& a : *addresses) {
+    result<flow> f = co_await connect(a);
+    if (f) co_return std::move(*f);
+    last = f.error();
+    if (last == std::errc::operation_canceled) break;
+  }
+  co_return fail(last);
+}
+
+std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+}
+
+}  // namespace
+
+// ---- connection ---------------------------------------------------------------------------------
+
+connection::connection(connection&& other) noexcept : slot_(std::exchange(other.slot_, nullptr)) {}
+
+connection& connection::operator=(connection&& other) noexcept {
+  if (this != &other) {
+    if (slot_ != nullptr) slot_->slab->core.close(slot_, false);
+    slot_ = std::exchange(other.slot_, nullptr);
+  }
+  return *this;
+}
+
+connection::~connection() {
+  if (slot_ != nullptr) slot_->slab->core.close(slot_, false);
+}
+
+flow& connection::flow() const noexcept { return slot_->flow; }
+const endpoint& connection::endpoint() const noexcept { return slot_->slab->ep; }
+std::uint32_t connection::use_count() const noexcept { return slot_->use_count; }
+std::chrono::steady_clock::time_point connection::created_at() const noexcept {
+  return slot_->created_at;
+}
+
+// ---- pool ---------------------------------------------------------------------------------------
+
+pool::pool(config settings) {
+  settings.validate();
+  if (shard::current() == nullptr) {
+    throw std::logic_error("conpool::pool: no shard runs on this thread");
+  }
+  core_ = std::make_unique<detail::pool_core>(std::move(settings));
+}
+
+pool::~pool() = default;
+
+const config& pool::settings() const noexcept { return core_->cfg; }
+
+slot* pool::try_reuse(const endpoint& ep) {
+  detail::pool_core& core = *core_;
+  if (core.closed || core.cfg.health_check) return nullptr;  // the slow path says why / checks
+  endpoint_slab& slab = core.slab_for(ep);
+  if (slab.waiters_head != nullptr) return nullptr;  // FIFO: queue behind them
+  slot* s = core.reuse_idle(slab);
+  if (s != nullptr) core.hand_out(s, true);
+  return s;
+}
+
+task<result<connection>> pool::acquire_slow(endpoint ep) {
+  detail::pool_core& core = *core_;
+  if (core.closed) co_return fail(errc::pool_closed);
+  endpoint_slab& slab = core.slab_for(ep);
+  if (slab.waiters_head == nullptr) {
+    while (slot* s = core.reuse_idle(slab)) {
+      core.hand_out(s, true);
+      if (!core.cfg.health_check) co_return connection(s);
+      bool healthy = false;
+      try {
+        healthy = co_await core.cfg.health_check(s->flow);
+      } catch (...) {
+        core.close(s, true);
+        throw;
+      }
+      if (healthy) co_return connection(s);
+      core.close(s, false);  // replaced below, unseen by the caller
+    }
+    if (slot* s = slab.take_free()) {
+      s->state = slot_state::opening;
+      co_return co_await open(s);
+    }
+  }
+  // if/else, not ?: — g++ 12 evaluates both arms of a conditional holding co_await.
+  result<slot*> turn;
+  if (core.cfg.acquire_timeout) {
+    turn = co_await with_timeout(to_ns(*core.cfg.acquire_timeout), wait_turn(slab));
+  } else {
+    turn = co_await wait_turn(slab);
+  }
+  if (!turn) {
+    if (turn.error() == errc::timed_out) co_return fail(errc::acquire_timeout);
+    co_return fail(turn.error());
+  }
+  slot* s = *turn;
+  if (s->state == slot_state::active) co_return connection(s);  // released to us
+  co_return co_await open(s);
+}
+
+task<result<connection>> pool::open(slot* s) {
+  detail::pool_core& core = *core_;
+  result<flow> f;
+  try {
+    if (core.cfg.connect_timeout) {
+      f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, s->slab->ep));
+    } else {
+      f = co_await dial(core, s->slab->ep);
+    }
+  } catch (...) {
+    core.open_failed(s, true);
+    throw;
+  }
+  if (!f) {
+    core.open_failed(s, f.error() != std::errc::operation_canceled);
+    if (f.error() == errc::timed_out) co_return fail(errc::connect_timeout);
+    co_return fail(f.error());
+  }
+  core.opened(s, std::move(*f));
+  core.hand_out(s, false);
+  co_return connection(s);
+}
+
+slot* pool::take_lease(connection& c, const char* who) {
+  slot* s = c.slot_;
+  if (s == nullptr) {
+    throw std::invalid_argument(std::string("conpool::pool::") + who + ": empty lease");
+  }
+  if (&s->slab->core != core_.get()) {
+    throw std::invalid_argument(std::string("conpool::pool::") + who +
+                                ": the lease belongs to another pool");
+  }
+  c.slot_ = nullptr;
+  return s;
+}
+
+void pool::release(connection&& c) { core_->release(take_lease(c, "release")); }
+
+void pool::close(connection&& c) { core_->close(take_lease(c, "close"), false); }
+
+void pool::close_after_error(connection&& c) {
+  slot* s = std::exchange(c.slot_, nullptr);
+  if (s != nullptr) core_->close(s, true);
+}
+
+task<bool> pool::is_healthy(connection& c, bool check_readable) {
+  slot* s = c.slot_;
+  if (s == nullptr) co_return false;
+  if (s->peer_event || core_->expired(*s, detail::loop_now())) co_return false;
+  if (core_->cfg.health_check && !co_await core_->cfg.health_check(s->flow)) co_return false;
+  if (check_readable) {
+    result<std::size_t> r = co_await io::recv(s->flow.native_handle(), {}, MSG_DONTWAIT);
+    // Would block: nothing to read, the peer neither closed nor wrote. 0: FIN or stray bytes.
+    co_return !r && r.error() == std::errc::resource_unavailable_try_again;
+  }
+  co_return true;
+}
+
+task<void> pool::validate_and_release(connection&& c) {
+  connection lease = std::move(c);
+  // With the readable probe: the watcher is off while a connection is out, so a server that
+  // closed meanwhile is only seen this way before the connection goes back.
+  if (co_await is_healthy(lease, true)) {
+    release(std::move(lease));
+  } else {
+    close(std::move(lease));
+  }
+}
+
+task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
+  detail::pool_core& core = *core_;
+  if (core.closed) co_return fail(errc::pool_closed);
+  endpoint_slab& slab = core.slab_for(ep);
+  std::error_code first_error;
+  co_await scoped([&](scope& sc) -> task<void> {
+    const int wanted = count - static_cast<int>(slab.stats.idle);
+    for (int i = 0; i < wanted; ++i) {
+      slot* s = slab.take_free();
+      if (s == nullptr) break;  // at the limit
+      s->state = slot_state::opening;
+      sc.spawn([](pool& p, slot* s, std::error_code& first_error) -> task<void> {
+        result<connection> c = co_await p.open(s);
+        if (c) {
+          p.release(std::move(*c));
+        } else if (!first_error) {
+          first_error = c.error();
+        }
+      }(*this, s, first_error));
+    }
+    co_await sc.join();
+  });
+  if (first_error) co_return fail(first_error);
+  co_return result<void>{};
+}
+
+endpoint_stats pool::stats(const endpoint& ep) const {
+  const endpoint_slab* slab = core_->find(ep);
+  return slab == nullptr ? endpoint_stats{} : slab->stats;
+}
+
+std::vector<std::pair<endpoint, endpoint_stats>> pool::all_stats() const {
+  std::vector<std::pair<endpoint, endpoint_stats>> out;
+  for (const auto& [ep, slab] : core_->slabs()) out.emplace_back(ep, slab->stats);
+  return out;
+}
+
+void pool::close_idle_connections(const endpoint& ep) {
+  if (endpoint_slab* slab = core_->find(ep)) {
+    while (slab->idle_top != nullptr) core_->close(slab->idle_top, false);
+  }
+}
+
+task<void> pool::close_all_connections(endpoint ep) {
+  endpoint_slab* slab = core_->find(ep);
+  if (slab == nullptr) co_return;
+  ++slab->draining;
+  close_idle_connections(ep);
+  co_await drained(*slab);
+  --slab->draining;
+}
+
+task<void> pool::close_pool() {
+  detail::pool_core& core = *core_;
+  core.closed = true;
+  core.fail_waiters();
+  for (const auto& [ep, slab] : core.slabs()) close_idle_connections(ep);
+  for (const auto& [ep, slab] : core.slabs()) co_await drained(*slab);
+}
+
+pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_threshold,
+                                         std::chrono::duration<double> open_for) {
+  if (failure_threshold < 1) {
+    throw std::invalid_argument("conpool::pool::with_circuit_breaker: failure_threshold " +
+                                std::to_string(failure_threshold) + " must be at least 1");
+  }
+  if (!(open_for.count() > 0)) {
+    throw std::invalid_argument("conpool::pool::with_circuit_breaker: open_for " +
+                                std::to_string(open_for.count()) + " s must be more than 0");
+  }
+  endpoint_slab& slab = core_->slab_for(ep);
+  slab.failure_threshold = failure_threshold;
+  switch (slab.breaker) {
+    case detail::breaker_state::closed: return {true, false};
+    case detail::breaker_state::open:
+      if (detail::loop_now() - slab.opened_at < open_for) return {false, false};
+      slab.breaker = detail::breaker_state::half_open;
+      slab.trial_in_flight = true;
+      return {true, true};
+    case detail::breaker_state::half_open:
+      if (slab.trial_in_flight) return {false, false};
+      slab.trial_in_flight = true;
+      return {true, true};
+  }
+  return {false, false};
+}
+
+void pool::breaker_record(const endpoint& ep, breaker_ticket t, bool success) {
+  endpoint_slab& slab = core_->slab_for(ep);
+  if (t.trial) slab.trial_in_flight = false;
+  if (success) {
+    slab.consecutive_failures = 0;
+    slab.breaker = detail::breaker_state::closed;
+    return;
+  }
+  ++slab.consecutive_failures;
+  if (t.trial || slab.consecutive_failures >= slab.failure_threshold) {
+    slab.breaker = detail::breaker_state::open;
+    slab.opened_at = detail::loop_now();
+  }
+}
+
+}  // namespace conpool

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: MIT
+// A connection's life in its slot: opening -> active <-> idle -> closing -> free.
+#include "slab.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace conpool::detail {
+
+void drain_waiters::notify() noexcept {
+  for (std::coroutine_handle<> h : handles) shard_core::current().schedule(h);
+  handles.clear();
+}
+
+// ---- endpoint_slab: free list, idle stack, waiters --------------------------------------------
+
+endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap)
+    : core(c), ep(std::move(e)), capacity(cap), slots(new slot[static_cast<std::size_t>(cap)]) {
+  for (int i = cap - 1; i >= 0; --i) {
+    slot& s = slots[static_cast<std::size_t>(i)];
+    s.on_cqe = &pool_core::on_cqe;
+    s.slab = this;
+    put_free(&s);
+  }
+}
+
+slot* endpoint_slab::take_free() noexcept {
+  slot* s = free_head;
+  if (s != nullptr) {
+    free_head = s->next;
+    s->next = nullptr;
+    ++in_use;
+  }
+  return s;
+}
+
+void endpoint_slab::put_free(slot* s) noexcept {
+  s->next = free_head;
+  free_head = s;
+}
+
+void endpoint_slab::push_idle(slot* s) noexcept {
+  s->prev = nullptr;
+  s->next = idle_top;
+  if (idle_top != nullptr) idle_top->prev = s;
+  idle_top = s;
+  ++stats.idle;
+}
+
+void endpoint_slab::unlink_idle(slot* s) noexcept {
+  (s->prev != nullptr ? s->prev->next : idle_top) = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev;
+  s->prev = s->next = nullptr;
+  --stats.idle;
+}
+
+void endpoint_slab::add_waiter(slot_waiter* w) noexcept {
+  w->next = nullptr;
+  w->prev = waiters_tail;
+  (waiters_tail != nullptr ? waiters_tail->next : waiters_head) = w;
+  waiters_tail = w;
+}
+
+void endpoint_slab::remove_waiter(slot_waiter* w) noexcept {
+  (w->prev != nullptr ? w->prev->next : waiters_head) = w->next;
+  (w->next != nullptr ? w->next->prev : waiters_tail) = w->prev;
+  w->prev = w->next = nullptr;
+}
+
+slot_waiter* endpoint_slab::pop_waiter() noexcept {
+  slot_waiter* w = waiters_head;
+  if (w != nullptr) remove_waiter(w);
+  return w;
+}
+
+// ---- pool_core ---------------------------------------------------------------------------------
+
+pool_core::pool_core(config c) : cfg(std::move(c)), names(cfg.dns_ttl) {
+  sweeper_.on_cqe = &pool_core::on_sweep;
+  sweeper_.core = this;
+  // Idle and lifetime expiry share one timer per pool, not one per connection: a sweep every
+  // quarter of the shorter limit (1 ms to 1 s) closes what expired; the hit path also checks.
+  const double period =
+      std::min(cfg.max_idle_time.count(), cfg.max_connection_lifetime.count()) / 4;
+  to_kernel_timespec(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::duration<double>(std::clamp(period, 0.001, 1.0))),
+                     sweeper_.interval);
+}
+
+pool_core::~pool_core() {
+  for (auto& [ep, slab] : slabs_) {
+    if (slab->stats.active != 0) {
+      std::fprintf(stderr, "conpool: pool destroyed with %llu connection(s) of %s still leased\n",
+                   static_cast<unsigned long long>(slab->stats.active), ep.to_string().c_str());
+      std::abort();
+    }
+  }
+  closed = true;
+  fail_waiters();
+  for (auto& [ep, slab] : slabs_) {
+    while (slab->idle_top != nullptr) close(slab->idle_top, false);
+  }
+  settle();
+}
+
+endpoint_slab& pool_core::slab_for(const endpoint& ep) {
+  if (last_key_ != nullptr && *last_key_ == ep) return *last_slab_;
+  auto it = slabs_.find(ep);
+  if (it == slabs_.end()) {
+    if (std::string why = ep.problem(); !why.empty())
+      throw std::invalid_argument("conpool: " + why);
+    auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint);
+    it = slabs_.emplace(ep, std::move(slab)).first;
+  }
+  last_key_ = &it->first;
+  last_slab_ = it->second.get();
+  return *last_slab_;
+}
+
+endpoint_slab* pool_core::find(const endpoint& ep) const noexcept {
+  auto it = slabs_.find(ep);
+  return it == slabs_.end() ? nullptr : it->second.get();
+}
+
+bool pool_core::expired(const slot& s, loop_clock::time_point now) const noexcept {
+  if (now - s.created_at > cfg.max_connection_lifetime) return true;
+  if (now - s.last_used > cfg.max_idle_time) return true;
+  return cfg.max_connection_uses &&
+         s.use_count >= static_cast<std::uint32_t>(*cfg.max_connection_uses);
+}
+
+slot* pool_core::reuse_idle(endpoint_slab& slab) noexcept {
+  const auto now = loop_now();
+  while (slot* s = slab.idle_top) {
+    if (expired(*s, now)) {
+      close(s, false);
+      continue;
+    }
+    slab.unlink_idle(s);
+    return s;
+  }
+  return nullptr;
+}
+
+void pool_core::hand_out(slot* s, bool reused) noexcept {
+  s->state = slot_state::active;
+  ++s->use_count;
+  s->peer_event = false;
+  endpoint_slab& slab = *s->slab;
+  ++slab.stats.active;
+  if (reused) {
+    ++slab.stats.total_reused;
+    if (cfg.on_connection_reused) cfg.on_connection_reused(slab.ep);
+  }
+  unwatch(s);
+}
+
+void pool_core::release(slot* s) noexcept {
+  endpoint_slab& slab = *s->slab;
+  const auto now = loop_now();
+  s->last_used = now;
+  if (closed || slab.draining > 0 || s->peer_event || expired(*s, now)) {
+    close(s, false);
+    return;
+  }
+  if (slab.waiters_head != nullptr) {
+    // Straight to the longest waiter: it stays handed out, as a reuse.
+    --slab.stats.active;
+    hand_out(s, true);
+    grant(slab, s);
+    return;
+  }
+  --slab.stats.active;
+  s->state = slot_state::idle;
+  slab.push_idle(s);
+  // A watcher whose cancel is still in flight re-arms when that completes (slot_cqe).
+  if (!s->watching) arm_watcher(s);
+  arm_sweeper();
+}
+
+void pool_core::close(slot* s, bool after_error) noexcept {
+  endpoint_slab& slab = *s->slab;
+  if (s->state == slot_state::idle) {
+    slab.unlink_idle(s);
+  } else if (s->state == slot_state::active) {
+    --slab.stats.active;
+  }
+  s->state = slot_state::closing;
+  ++slab.stats.total_closed;
+  if (after_error) ++slab.stats.errors;
+  if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep);
+  unwatch(s);
+  shard_core& shard = shard_core::current();
+  io_uring_sqe* sqe = shard.sqe();
+  io_uring_prep_close(sqe, s->flow.release());
+  io_uring_sqe_set_data64(sqe, user_data(s, static_cast<sqe_role>(slot::close)));
+  ++s->pending;
+  ++outstanding_;
+  shard.expect(1);
+}
+
+void pool_core::opened(slot* s, conpool::flow f) noexcept {
+  s->flow = std::move(f);
+  s->created_at = s->last_used = loop_now();
+  s->use_count = 0;
+  endpoint_slab& slab = *s->slab;
+  ++slab.stats.total_created;
+  if (cfg.on_connection_created) cfg.on_connection_created(slab.ep);
+}
+
+void pool_core::open_failed(slot* s, bool counted) noexcept {
+  if (counted) ++s->slab->stats.errors;
+  freed(s);  // gives the slot back and lets the next waiter open one
+}
+
+void pool_core::arm_watcher(slot* s) noexcept {
+  shard_core& shard = shard_core::current();
+  io_uring_sqe* sqe = shard.sqe();
+  // A zero-length recv: stays pending while the connection is quiet; completes when the
+  // server sends bytes (0), closes (0) or resets (-ECONNRESET). It consumes nothing.
+  io_uring_prep_recv(sqe, s->flow.native_handle(), nullptr, 0, 0);
+  io_uring_sqe_set_data64(sqe, user_data(s, static_cast<sqe_role>(slot::watch)));
+  s->watching = true;
+  ++s->pending;
+  ++outstanding_;
+  shard.expect(1);
+}
+
+void pool_core::unwatch(slot* s) noexcept {
+  if (!s->watching || s->unwatching) return;
+  shard_core& shard = shard_core::current();
+  io_uring_sqe* sqe = shard.sqe();
+  io_uring_prep_cancel64(sqe, user_data(s, static_cast<sqe_role>(slot::watch)), 0);
+  io_uring_sqe_set_data64(sqe, user_data(s, static_cast<sqe_role>(slot::unwatch)));
+  s->unwatching = true;
+  ++s->pending;
+  ++outstanding_;
+  shard.expect(1);
+}
+
+void pool_core::on_cqe(completion* c, unsigned role, int res, unsigned) noexcept {
+  auto* s = static_cast<slot*>(c);
+  s->slab->core.slot_cqe(s, role, res);
+}
+
+void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
+  --s->pending;
+  --outstanding_;
+  if (role == slot::watch) {
+    s->watching = false;
+    s->unwatching = false;
+    // -ECANCELED: our own cancel (or a user's); anything else is the server speaking up: bytes,
+    // FIN or RST on a connection nobody asked it to use.
+    if (res != -ECANCELED) {
+      if (s->state == slot_state::idle) {
+        close(s, false);
+      } else if (s->state == slot_state::active) {
+        s->peer_event = true;  // too late for this lease: evicted when it comes back
+      }
+    } else if (s->state == slot_state::idle) {
+      arm_watcher(s);  // released while its cancel was in flight
+    }
+  }
+  if (s->state == slot_state::closing && s->pending == 0) freed(s);
+}
+
+void pool_core::freed(slot* s) noexcept {
+  endpoint_slab& slab = *s->slab;
+  s->state = slot_state::free;
+  s->use_count = 0;
+  s->peer_event = false;
+  --slab.in_use;
+  slab.put_free(s);
+  if (slab.waiters_head != nullptr && !closed) {
+    slot* fresh = slab.take_free();
+    fresh->state = slot_state::opening;
+    grant(slab, fresh);  // the longest waiter opens a connection in it
+  }
+  slab.drained.notify();
+}
+
+void pool_core::grant(endpoint_slab& slab, slot* s) noexcept {
+  slot_waiter* w = slab.pop_waiter();
+  w->granted = s;
+  if (w->node != nullptr) w->node->unpark(w);
+  shard_core::current().schedule(w->handle);
+}
+
+void pool_core::fail_waiters() noexcept {
+  for (auto& [ep, slab] : slabs_) {
+    while (slot_waiter* w = slab->pop_waiter()) {
+      w->pool_closed = true;
+      if (w->node != nullptr) w->node->unpark(w);
+      shard_core::current().schedule(w->handle);
+    }
+  }
+}
+
+void pool_core::sweep() noexcept {
+  const auto now = loop_now();
+  for (auto& [ep, slab] : slabs_) {
+    for (slot* s = slab->idle_top; s != nullptr;) {
+      slot* next = s->next;
+      if (expired(*s, now)) close(s, false);
+      s = next;
+    }
+  }
+}
+
+void pool_core::arm_sweeper() noexcept {
+  if (sweeper_.armed) return;
+  shard_core& shard = shard_core::current();
+  io_uring_sqe* sqe = shard.sqe();
+  io_uring_prep_timeout(sqe, &sweeper_.interval, 0, 0);
+  io_uring_sqe_set_data64(sqe, user_data(&sweeper_, role_main));
+  sweeper_.armed = true;
+  ++outstanding_;
+  shard.expect(1);
+}
+
+void pool_core::on_sweep(completion* c, unsigned role, int res, unsigned) noexcept {
+  pool_core& core = *static_cast<sweeper*>(c)->core;
+  --core.outstanding_;
+  if (role != role_main) return;  // the remove's own CQE
+  core.sweeper_.armed = false;
+  if (res != -ETIME || core.sweeper_.removing) return;
+  core.sweep();
+  for (auto& [ep, slab] : core.slabs_) {
+    if (slab->idle_top != nullptr) {
+      core.arm_sweeper();
+      break;
+    }
+  }
+}
+
+void pool_core::settle() noexcept {
+  shard_core& shard = shard_core::current();
+  if (sweeper_.armed) {
+    sweeper_.removing = true;
+    io_uring_sqe* sqe = shard.sqe();
+    io_uring_prep_timeout_remove(sqe, user_data(&sweeper_, role_main), 0);
+    io_uring_sqe_set_data64(sqe, user_data(&sweeper_, role_cancel));
+    ++outstanding_;
+    shard.expect(1);
+  }
+  // Slots and the sweeper live in this object: wait here until the kernel owes them nothing.
+  shard.settle(outstanding_);
+}
+
+}  // namespace conpool::detail

@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: MIT
+#include <stdexcept>
+#include <vector>
+
+#include "support/test_server.hpp"
+
+using namespace conpool;
+using namespace std::chrono_literals;
+using testing::check_stats_add_up;
+using testing::echo_once;
+using testing::fd_leak_check;
+using testing::for_each_ring_mode;
+using testing::test_server;
+
+static_assert(!std::is_copy_constructible_v<connection>);
+static_assert(std::is_nothrow_move_constructible_v<connection>);
+static_assert(!std::is_copy_constructible_v<pool>);
+
+namespace {
+
+using body_fn = std::function<task<void>(pool&, test_server&)>;
+
+// A shard, an echo server on it, a pool with `c`; runs `body`, closes the pool, checks that
+// the stats add up and that no descriptor leaked.
+void with_pool(ring_mode m, config c, body_fn body) {
+  fd_leak_check leaks;
+  shard s({.mode = m});
+  s.run([](config c, body_fn& body) -> task<void> {
+    test_server server;
+    co_await scoped([&](scope& sc) -> task<void> {
+      sc.spawn(server.run(sc));
+      pool p(std::move(c));
+      co_await body(p, server);
+      co_await p.close_pool();
+      check_stats_add_up(p);
+      for (const auto& [ep, st] : p.all_stats()) {
+        CHECK(st.active == 0);
+        CHECK(st.idle == 0);
+      }
+    });
+  }(std::move(c), body));
+}
+
+task<result<std::string>> echo_on(pool& p, const endpoint& ep, std::string msg) {
+  // By reference: a by-value capture inside a co_await is destroyed twice by g++ 12.
+  co_return co_await p.with_connection(ep, [&msg](flow& f) { return echo_once(f, msg); });
+}
+
+// Lets the loop turn until `done()` holds (bounded): for effects that arrive as completions.
+template <class Pred>
+task<bool> turns_until(Pred done) {
+  for (int i = 0; i < 10000 && !done(); ++i) (void)co_await io::nop();
+  co_return done();
+}
+
+}  // namespace
+
+TEST_CASE("pool: create, use, release, reuse") {
+  for_each_ring_mode([](ring_mode m) {
+    with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      for (int i = 0; i < 5; ++i) CHECK(co_await echo_on(p, ep, "hello") == "hello");
+      CHECK(co_await turns_until([&] { return server.accepted == 1; }));
+      endpoint_stats s = p.stats(ep);
+      CHECK(s.total_created == 1);
+      CHECK(s.total_reused == 4);
+      CHECK(s.idle == 1);
+      CHECK(s.active == 0);
+      CHECK(server.accepted == 1);
+
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c.has_value());
+      CHECK(c->use_count() == 6);
+      CHECK(c->endpoint() == ep);
+      CHECK(p.stats(ep).active == 1);
+      CHECK(co_await echo_once(c->flow(), "x") == "x");
+      p.release(std::move(*c));
+      CHECK(p.stats(ep).idle == 1);
+      check_stats_add_up(p);
+    });
+  });
+}
+
+TEST_CASE("pool: an error result or an exception closes the connection instead of reusing it") {
+  for_each_ring_mode([](ring_mode m) {
+    with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      result<int> r = co_await p.with_connection(
+          ep, [](flow&) -> task<result<int>> { co_return fail(errc::unhealthy); });
+      CHECK(r.error() == errc::unhealthy);
+      CHECK(p.stats(ep).total_closed == 1);
+      CHECK(p.stats(ep).errors == 1);
+      CHECK(p.stats(ep).idle == 0);
+
+      CHECK_THROWS_WITH(co_await p.with_connection(ep,
+                                                   [](flow&) -> task<void> {
+                                                     throw std::runtime_error("callback failed");
+                                                     co_return;
+                                                   }),
+                        "callback failed");
+      CHECK(p.stats(ep).total_closed == 2);
+      CHECK(co_await echo_on(p, ep, "after") == "after");  // a new one
+      CHECK(p.stats(ep).total_created == 3);
+      // A lease dropped without release or close is closed.
+      {
+        result<connection> c = co_await p.acquire(ep);
+        REQUIRE(c.has_value());
+      }
+      CHECK(p.stats(ep).total_closed == 3);
+      check_stats_add_up(p);
+    });
+  });
+}
+
+TEST_CASE("pool: lifetime, idle time and use count retire connections") {
+  for_each_ring_mode([](ring_mode m) {
+    SUBCASE("max_connection_uses") {
+      config c;
+      c.max_connection_uses = 2;
+      with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+        const endpoint ep = server.where();
+        for (int i = 0; i < 5; ++i) CHECK(co_await echo_on(p, ep, "u") == "u");
+        CHECK(p.stats(ep).total_created == 3);  // uses 1-2, 3-4, 5
+        CHECK(p.stats(ep).total_closed == 2);
+      });
+    }
+    SUBCASE("max_connection_lifetime") {
+      config c;
+      c.max_connection_lifetime = 20ms;
+      with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+        const endpoint ep = server.where();
+        CHECK(co_await echo_on(p, ep, "a") == "a");
+        REQUIRE(co_await sleep_for(30ms));
+        CHECK(p.stats(ep).total_closed == 1);  // the sweeper closed it
+        CHECK(co_await echo_on(p, ep, "b") == "b");
+        CHECK(p.stats(ep).total_created == 2);
+      });
+    }
+    SUBCASE("max_idle_time") {
+      config c;
+      c.max_idle_time = 20ms;
+      with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+        const endpoint ep = server.where();
+        CHECK(co_await echo_on(p, ep, "a") == "a");
+        CHECK(co_await echo_on(p, ep, "a") == "a");  // well within the idle time: reused
+        CHECK(p.stats(ep).total_reused == 1);
+        REQUIRE(co_await sleep_for(30ms));
+        CHECK(co_await echo_on(p, ep, "b") == "b");
+        CHECK(p.stats(ep).total_created == 2);
+        CHECK(server.accepted == 2);
+      });
+    }
+  });
+}
+
+TEST_CASE("pool: a failing health check replaces the connection, unseen by the caller") {
+  for_each_ring_mode([](ring_mode m) {
+    int checks = 0;
+    config c;
+    c.health_check = [&checks](flow& f) -> task<bool> {
+      ++checks;
+      // PING/PONG over the echo server; every other check fails.
+      result<std::string> r = co_await echo_once(f, "PING");
+      co_return r&&* r == "PING" && checks % 2 == 1;
+    };
+    with_pool(m, c, [&checks](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      CHECK(co_await echo_on(p, ep, "1") == "1");  // new: no check
+      CHECK(co_await echo_on(p, ep, "2") == "2");  // check 1 passes: reused
+      CHECK(co_await echo_on(p, ep, "3") == "3");  // check 2 fails: replaced
+      CHECK(checks == 2);
+      CHECK(p.stats(ep).total_created == 2);
+      CHECK(p.stats(ep).total_closed == 1);
+      CHECK(p.stats(ep).errors == 0);
+    });
+  });
+}
+
+TEST_CASE("pool: is_healthy with check_readable, validate_and_release") {
+  for_each_ring_mode([](ring_mode m) {
+    with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c.has_value());
+      CHECK(co_await p.is_healthy(*c, true));
+      co_await server.apply(test_server::act::fin);
+      CHECK_FALSE(co_await p.is_healthy(*c, true));
+      co_await p.validate_and_release(std::move(*c));
+      CHECK(p.stats(ep).total_closed == 1);
+      CHECK(p.stats(ep).idle == 0);
+    });
+  });
+}
+
+TEST_CASE("pool: idle watchers evict a connection the server closes, resets or writes into") {
+  for_each_ring_mode([](ring_mode m) {
+    for (test_server::act a :
+         {test_server::act::fin, test_server::act::rst, test_server::act::stray}) {
+      CAPTURE(static_cast<int>(a));
+      with_pool(m, default_config(), [a](pool& p, test_server& server) -> task<void> {
+        const endpoint ep = server.where();
+        CHECK(co_await echo_on(p, ep, "warm") == "warm");
+        REQUIRE(p.stats(ep).idle == 1);
+        co_await server.apply(a);
+        // Evicted as soon as the watcher's completion is in: no acquire needed to notice.
+        CHECK(co_await turns_until([&] { return p.stats(ep).idle == 0; }));
+        CHECK(p.stats(ep).total_closed == 1);
+        CHECK(co_await echo_on(p, ep, "next") == "next");  // no error for the caller
+        CHECK(p.stats(ep).total_created == 2);
+        CHECK(p.stats(ep).errors == 0);
+      });
+    }
+  });
+}
+
+TEST_CASE("pool: 1000 tasks, limit 10: the server never sees more than 10, waiters in order") {
+  for_each_ring_mode([](ring_mode m) {
+    config c;
+    c.max_connections_per_endpoint = 10;
+    with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      std::vector<int> order;
+      int ok = 0;
+      co_await scoped([&](scope& sc) -> task<void> {
+        for (int i = 0; i < 1000; ++i) {
+          sc.spawn([](pool& p, const endpoint& ep, int i, std::vector<int>& order,
+                      int& ok) -> task<void> {
+            result<connection> c = co_await p.acquire(ep);
+            REQUIRE(c.has_value());
+            order.push_back(i);
+            result<std::string> r = co_await echo_once(c->flow(), std::to_string(i));
+            if (r && *r == std::to_string(i)) ++ok;
+            p.release(std::move(*c));
+          }(p, ep, i, order, ok));
+        }
+        co_await sc.join();
+      });
+      CHECK(ok == 1000);
+      CHECK(server.peak <= 10);
+      CHECK(p.stats(ep).total_created <= 10);
+      // The first ten opened connections (finishing in any order); the rest waited, FIFO.
+      std::vector<int> waited(order.begin() + 10, order.end());
+      CHECK(std::is_sorted(waited.begin(), waited.end()));
+      check_stats_add_up(p);
+    });
+  });
+}
+
+TEST_CASE("pool: acquire_timeout bounds the wait at the limit") {
+  for_each_ring_mode([](ring_mode m) {
+    config c;
+    c.max_connections_per_endpoint = 1;
+    c.acquire_timeout = 10ms;
+    with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      result<connection> held = co_await p.acquire(ep);
+      REQUIRE(held.has_value());
+      result<connection> second = co_await p.acquire(ep);
+      CHECK(second.error() == errc::acquire_timeout);
+      p.release(std::move(*held));
+      result<connection> third = co_await p.acquire(ep);
+      CHECK(third.has_value());
+      p.release(std::move(*third));
+      CHECK(server.peak == 1);
+    });
+  });
+}
+
+TEST_CASE("pool: cancelled during connect, during use, while waiting") {
+  for_each_ring_mode([](ring_mode m) {
+    // A listener whose backlog is full: connects to it hang.
+    result<listener> full = listener::open(socket_address::loopback(0), 0);
+    const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(filler, full->address().data(), full->address().size()) == 0);
+    const endpoint hanging{full->address().host(), full->address().port()};
+    config c;
+    c.max_connections_per_endpoint = 1;
+    c.connect_timeout.reset();
+    with_pool(m, c, [&hanging](pool& p, test_server& server) -> task<void> {
+      result<std::string> r = co_await with_timeout(5ms, echo_on(p, hanging, "x"));
+      CHECK(r.error() == errc::timed_out);
+      CHECK(p.stats(hanging).total_created == 0);
+      CHECK(p.stats(hanging).errors == 0);  // a cancel is not a connection error
+
+      const endpoint ep = server.where();
+      r = co_await with_timeout(5ms, p.with_connection(ep, [](flow&) -> task<result<std::string>> {
+        REQUIRE_FALSE(co_await sleep_for(1h));  // cancelled
+        co_return fail(std::make_error_code(std::errc::operation_canceled));
+      }));
+      CHECK(r.error() == errc::timed_out);
+      CHECK(p.stats(ep).total_closed == 1);  // its state is unknown: closed, not reused
+
+      result<connection> held = co_await p.acquire(ep);
+      REQUIRE(held.has_value());
+      result<connection> waiting = co_await with_timeout(5ms, p.acquire(ep));
+      CHECK(waiting.error() == errc::timed_out);
+      p.release(std::move(*held));
+      CHECK(co_await echo_on(p, ep, "still fine") == "still fine");
+    });
+    ::close(filler);
+  });
+}
+
+TEST_CASE("pool: close_pool waits for leases; then acquisitions get pool_closed") {
+  for_each_ring_mode([](ring_mode m) {
+    config c;
+    c.max_connections_per_endpoint = 1;
+    with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      result<connection> held = co_await p.acquire(ep);
+      REQUIRE(held.has_value());
+      bool returned = false;
+      result<connection> waiter_result;
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn([](pool& p, const endpoint& ep, result<connection>& out) -> task<void> {
+          out = co_await p.acquire(ep);  // waits at the limit, then the pool closes
+        }(p, ep, waiter_result));
+        sc.spawn([](pool& p, connection c, bool& returned) -> task<void> {
+          REQUIRE(co_await sleep_for(5ms));
+          returned = true;
+          p.release(std::move(c));
+        }(p, std::move(*held), returned));
+        co_await io::nop();
+        co_await p.close_pool();
+        CHECK(returned);  // close_pool waited for the lease
+        co_await sc.join();
+      });
+      CHECK(waiter_result.error() == errc::pool_closed);
+      CHECK((co_await p.acquire(ep)).error() == errc::pool_closed);
+      CHECK(p.stats(ep).total_closed == 1);
+      CHECK(server.open_now >= 0);
+    });
+  });
+}
+
+TEST_CASE("pool: close_idle_connections and close_all_connections") {
+  for_each_ring_mode([](ring_mode m) {
+    with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      REQUIRE(co_await p.warm_endpoint(ep, 3));
+      CHECK(p.stats(ep).idle == 3);
+      CHECK(p.stats(ep).total_created == 3);
+      p.close_idle_connections(ep);
+      CHECK(p.stats(ep).idle == 0);
+      CHECK(p.stats(ep).total_closed == 3);
+
+      result<connection> held = co_await p.acquire(ep);
+      REQUIRE(held.has_value());
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn([](pool& p, connection c) -> task<void> {
+          REQUIRE(co_await sleep_for(2ms));
+          p.release(std::move(c));  // closed, not kept: close_all is in progress
+        }(p, std::move(*held)));
+        co_await p.close_all_connections(ep);
+        CHECK(p.stats(ep).active == 0);
+        CHECK(p.stats(ep).idle == 0);
+        co_await sc.join();
+      });
+      CHECK(p.stats(ep).total_closed == 4);
+      CHECK(co_await echo_on(p, ep, "reopened") == "reopened");  // the pool still works
+    });
+  });
+}
+
+TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable name") {
+  testing::start_name_helper();
+  for_each_ring_mode([](ring_mode m) {
+    testing::refusing_port refusing;
+    result<listener> full = listener::open(socket_address::loopback(0), 0);
+    const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(filler, full->address().data(), full->address().size()) == 0);
+    config c;
+    c.connect_timeout = 20ms;
+    with_pool(m, c, [&](pool& p, test_server& server) -> task<void> {
+      const endpoint refused{refusing.address.host(), refusing.address.port()};
+      result<std::string> r = co_await echo_on(p, refused, "x");
+      CHECK(r.error() == std::errc::connection_refused);
+      CHECK(describe(r.error(), refused, "connect").starts_with(refused.to_string()));
+      CHECK(p.stats(refused).errors == 1);
+
+      const endpoint hanging{full->address().host(), full->address().port()};
+      r = co_await echo_on(p, hanging, "x");
+      CHECK(r.error() == errc::connect_timeout);
+
+      server.silent = true;  // accepts, never answers: the caller's deadline ends it
+      r = co_await with_timeout(10ms, echo_on(p, server.where(), "x"));
+      CHECK(r.error() == errc::timed_out);
+      server.silent = false;
+
+      // A name glibc refuses before any query goes out (an empty label).
+      const endpoint nowhere{"no..such.host", 80};
+      r = co_await echo_on(p, nowhere, "x");
+      CHECK(r.error() == errc::resolve_failed);
+      CHECK(describe(r.error(), nowhere, "resolve").find("no..such.host") != std::string::npos);
+    });
+    ::close(filler);
+  });
+}
+
+TEST_CASE("pool: host names resolve off the shard; IPv6 literals; every address is tried") {
+  testing::start_name_helper();
+  for_each_ring_mode([](ring_mode m) {
+    with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
+      const endpoint named{"localhost", server.where().port};
+      CHECK(co_await echo_on(p, named, "by name") == "by name");
+      CHECK(co_await echo_on(p, named, "cached") == "cached");
+      CHECK(p.stats(named).total_created == 1);
+    });
+    fd_leak_check leaks;
+    shard s({.mode = m});
+    s.run([]() -> task<void> {
+      result<listener> l6 = listener::open(socket_address::loopback(0, true));
+      if (!l6) {
+        MESSAGE("no IPv6 loopback here: skipped");
+        co_return;
+      }
+      test_server server6(true);
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn(server6.run(sc));
+        pool p;
+        const endpoint ep = endpoint::parse("tcp://[::1]:" + std::to_string(server6.where().port));
+        CHECK(co_await echo_on(p, ep, "v6") == "v6");
+        co_await p.close_pool();
+      });
+    }());
+  });
+}
+
+TEST_CASE("pool: bad config and bad endpoints are refused before any I/O, naming the field") {
+  shard s;
+  auto bad = [](auto mutate) {
+    config c;
+    mutate(c);
+    return c;
+  };
+  CHECK_THROWS_WITH_AS(pool(bad([](config& c) { c.max_connections_per_endpoint = 0; })),
+                       "conpool::config::max_connections_per_endpoint: 0 must be at least 1",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH(pool(bad([](config& c) { c.max_idle_time = -1s; })),
+                    doctest::Contains("conpool::config::max_idle_time: -1"));
+  CHECK_THROWS_WITH(pool(bad([](config& c) { c.max_connection_uses = 0; })),
+                    doctest::Contains("max_connection_uses"));
+  CHECK_THROWS_WITH(pool(bad([](config& c) { c.connect_timeout = 0s; })),
+                    doctest::Contains("connect_timeout"));
+  CHECK_THROWS_WITH(pool(bad([](config& c) { c.acquire_timeout = -1s; })),
+                    doctest::Contains("acquire_timeout"));
+  s.run([]() -> task<void> {
+    pool p;
+    CHECK_THROWS_WITH(co_await p.acquire(endpoint{"", 80}), doctest::Contains("empty host"));
+    CHECK_THROWS_WITH(co_await p.acquire(endpoint{"127.0.0.1", 0}), doctest::Contains("port 0"));
+    endpoint tls = endpoint::parse("tls://127.0.0.1:443");
+    CHECK_THROWS_WITH(co_await p.acquire(tls), doctest::Contains("127.0.0.1:443 (tls)"));
+    CHECK(p.all_stats().empty());
+  }());
+}
+
+TEST_CASE("pool: warm_endpoint and the circuit breaker") {
+  for_each_ring_mode([](ring_mode m) {
+    testing::refusing_port refusing;
+    with_pool(m, default_config(), [&](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      REQUIRE(co_await p.warm_endpoint(ep, 4));
+      CHECK(co_await turns_until([&] { return server.accepted == 4; }));
+      CHECK(p.stats(ep).idle == 4);
+      CHECK(co_await p.warm_endpoint(ep, 2));  // already warm enough
+      CHECK(server.accepted == 4);
+
+      const endpoint down{refusing.address.host(), refusing.address.port()};
+      auto call = [&p, &down]() {
+        return p.with_circuit_breaker(down, 2, 20ms, [](flow& f) { return echo_once(f, "x"); });
+      };
+      CHECK((co_await call()).error() == std::errc::connection_refused);
+      CHECK((co_await call()).error() == std::errc::connection_refused);  // opens now
+      CHECK((co_await call()).error() == errc::circuit_open);             // fails fast
+      CHECK(p.stats(down).errors == 2);
+      REQUIRE(co_await sleep_for(25ms));
+      CHECK((co_await call()).error() == std::errc::connection_refused);  // the half-open trial
+      CHECK((co_await call()).error() == errc::circuit_open);             // open again
+
+      auto good = [&p, &ep]() {
+        return p.with_circuit_breaker(ep, 2, 20ms, [](flow& f) { return echo_once(f, "ok"); });
+      };
+      CHECK(co_await good() == "ok");
+      CHECK_THROWS_AS(
+          co_await p.with_circuit_breaker(ep, 0, 1s, [](flow&) -> task<void> { co_return; }),
+          std::invalid_argument);
+    });
+  });
+}
