@@ -487,3 +487,41 @@ TEST_CASE("pool: warm_endpoint and the circuit breaker") {
     });
   });
 }
+
+TEST_CASE("pool: a caller cancelled during a health check costs one connection, not all") {
+  for_each_ring_mode([](ring_mode m) {
+    config c;
+    c.health_check = [](flow&) -> task<bool> {
+      co_return (co_await sleep_for(1h)).has_value();  // cut by the caller's deadline
+    };
+    with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      REQUIRE(co_await p.warm_endpoint(ep, 3));
+      result<connection> r = co_await with_timeout(2ms, p.acquire(ep));
+      CHECK(r.error() == errc::timed_out);
+      CHECK(p.stats(ep).total_closed == 1);
+      CHECK(p.stats(ep).idle == 2);
+    });
+  });
+}
+
+TEST_CASE("pool: warmed connections count no use until handed out") {
+  shard s;
+  s.run([]() -> task<void> {
+    test_server server;
+    co_await scoped([&](scope& sc) -> task<void> {
+      sc.spawn(server.run(sc));
+      config c;
+      c.max_connection_uses = 1;
+      pool p(c);
+      REQUIRE(co_await p.warm_endpoint(server.where(), 2));
+      CHECK(p.stats(server.where()).idle == 2);  // not retired by its own warm-up
+      result<connection> lease = co_await p.acquire(server.where());
+      REQUIRE(lease.has_value());
+      CHECK(lease->use_count() == 1);
+      p.release(std::move(*lease));
+      co_await p.close_pool();
+      check_stats_add_up(p);
+    });
+  }());
+}

@@ -130,15 +130,19 @@ class pool {
   struct breaker_ticket {
     bool admitted = false;
     bool trial = false;
+    std::uint32_t generation = 0;
+    errc refusal = errc::circuit_open;
   };
   detail::slot* try_reuse(const endpoint& ep);
   detail::slot* take_lease(connection& c, const char* who);
   task<result<connection>> acquire_slow(endpoint ep);
   task<result<connection>> open(detail::slot* s);
+  task<std::error_code> open_idle(detail::slot* s);
+  task<result<flow>> dial_bounded(detail::slot* s);
   void close_after_error(connection&& c);
   breaker_ticket breaker_enter(const endpoint& ep, int failure_threshold,
                                std::chrono::duration<double> open_for);
-  void breaker_record(const endpoint& ep, breaker_ticket t, bool success);
+  void breaker_record(const endpoint& ep, breaker_ticket t, std::error_code error);
 
   std::unique_ptr<detail::pool_core> core_;
 };
@@ -209,16 +213,16 @@ task<detail::lease_result_t<F>> pool::with_circuit_breaker(endpoint ep, int fail
                                                            F f) {
   const breaker_ticket ticket = breaker_enter(ep, failure_threshold, open_for);
   const endpoint key = ep;
-  if (!ticket.admitted) co_return fail(errc::circuit_open);
+  if (!ticket.admitted) co_return fail(ticket.refusal);
   try {
     // Built apart from the co_await: g++ 12 destroys a callable moved inside a co_await
     // expression twice (see task.hpp).
     task<detail::lease_result_t<F>> inner = with_connection(std::move(ep), std::move(f));
     detail::lease_result_t<F> r = co_await std::move(inner);
-    breaker_record(key, ticket, r.has_value());
+    breaker_record(key, ticket, r.has_value() ? std::error_code{} : r.error());
     co_return r;
   } catch (...) {
-    breaker_record(key, ticket, false);
+    breaker_record(key, ticket, make_error_code(errc::unhealthy));
     throw;
   }
 }

@@ -41,6 +41,7 @@ struct shard_counters {
   std::uint64_t enters = 0;  ///< io_uring_enter calls (submit, wait or both)
   std::uint64_t sqes = 0;    ///< SQEs prepared
   std::uint64_t cqes = 0;    ///< CQEs handled
+  std::uint64_t frames = 0;  ///< coroutine frames allocated on this shard's thread
 };
 
 namespace detail {

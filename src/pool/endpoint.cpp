@@ -64,10 +64,8 @@ std::string endpoint::problem() const {
   if (host.empty()) return name + ": empty host";
   if (port == 0) return name + ": port 0";
   if (tls) {
-#if !CONPOOL_HAVE_TLS
-    return name + ": TLS endpoints need conpool built with TLS (libwolfssl-dev)";
-#endif
-    if (!tls->context) return name + ": TLS endpoint without a tls_context";
+    // Refused outright until TLS flows exist: a TLS endpoint must never be dialled in plain.
+    return name + ": TLS endpoints are not supported yet (TLS comes with the wolfSSL flow)";
   }
   return {};
 }

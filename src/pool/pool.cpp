@@ -37,6 +37,10 @@ struct turn_awaiter {
       w.cancelled = true;
       return false;
     }
+    if (slab.core.closed) {  // closed while this task was on its way here: never queue
+      w.pool_closed = true;
+      return false;
+    }
     w.handle = h;
     w.node = node;
     slab.add_waiter(&w);
@@ -143,7 +147,7 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
   detail::pool_core& core = *core_;
   if (core.closed) co_return fail(errc::pool_closed);
   endpoint_slab& slab = core.slab_for(ep);
-  if (slab.waiters_head == nullptr) {
+  if (slab.waiters_head == nullptr && slab.draining == 0) {
     while (slot* s = core.reuse_idle(slab)) {
       core.hand_out(s, true);
       if (!core.cfg.health_check) co_return connection(s);
@@ -151,11 +155,16 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
       try {
         healthy = co_await core.cfg.health_check(s->flow);
       } catch (...) {
-        core.close(s, true);
-        throw;
+        healthy = false;  // a check that throws found the connection unusable
       }
-      if (healthy) co_return connection(s);
+      if (healthy && !core.closed) co_return connection(s);
       core.close(s, false);  // replaced below, unseen by the caller
+      if (core.closed) co_return fail(errc::pool_closed);
+      // A cancelled caller's check fails at once: stop here rather than close every idle one.
+      if (detail::cancel_node* node = co_await detail::current_node{};
+          node != nullptr && node->cancelled()) {
+        co_return fail(std::make_error_code(std::errc::operation_canceled));
+      }
     }
     if (slot* s = slab.take_free()) {
       s->state = slot_state::opening;
@@ -178,23 +187,47 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
   co_return co_await open(s);
 }
 
+task<std::error_code> pool::open_idle(slot* s) {
+  detail::pool_core& core = *core_;
+  result<flow> f = co_await dial_bounded(s);
+  if (!f) {
+    core.open_failed(s, f.error() != std::errc::operation_canceled);
+    co_return f.error();
+  }
+  core.opened(s, std::move(*f));
+  core.park_idle(s);
+  co_return std::error_code{};
+}
+
+task<result<flow>> pool::dial_bounded(slot* s) {
+  detail::pool_core& core = *core_;
+  result<flow> f;
+  if (core.cfg.connect_timeout) {
+    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, s->slab->ep));
+  } else {
+    f = co_await dial(core, s->slab->ep);
+  }
+  if (!f && f.error() == errc::timed_out) co_return fail(errc::connect_timeout);
+  co_return f;
+}
+
 task<result<connection>> pool::open(slot* s) {
   detail::pool_core& core = *core_;
   result<flow> f;
   try {
-    if (core.cfg.connect_timeout) {
-      f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, s->slab->ep));
-    } else {
-      f = co_await dial(core, s->slab->ep);
-    }
+    f = co_await dial_bounded(s);
   } catch (...) {
     core.open_failed(s, true);
     throw;
   }
   if (!f) {
     core.open_failed(s, f.error() != std::errc::operation_canceled);
-    if (f.error() == errc::timed_out) co_return fail(errc::connect_timeout);
     co_return fail(f.error());
+  }
+  if (core.closed) {  // closed while connecting: the connection is not handed out
+    core.opened(s, std::move(*f));
+    core.close(s, false);
+    co_return fail(errc::pool_closed);
   }
   core.opened(s, std::move(*f));
   core.hand_out(s, false);
@@ -259,12 +292,8 @@ task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
       if (s == nullptr) break;  // at the limit
       s->state = slot_state::opening;
       sc.spawn([](pool& p, slot* s, std::error_code& first_error) -> task<void> {
-        result<connection> c = co_await p.open(s);
-        if (c) {
-          p.release(std::move(*c));
-        } else if (!first_error) {
-          first_error = c.error();
-        }
+        std::error_code e = co_await p.open_idle(s);
+        if (e && !first_error) first_error = e;
       }(*this, s, first_error));
     }
     co_await sc.join();
@@ -297,14 +326,18 @@ task<void> pool::close_all_connections(endpoint ep) {
   close_idle_connections(ep);
   co_await drained(*slab);
   --slab->draining;
+  core_->serve_waiters(*slab);  // those who waited during the drain open connections now
 }
 
 task<void> pool::close_pool() {
   detail::pool_core& core = *core_;
   core.closed = true;
   core.fail_waiters();
-  for (const auto& [ep, slab] : core.slabs()) close_idle_connections(ep);
-  for (const auto& [ep, slab] : core.slabs()) co_await drained(*slab);
+  // A snapshot: the slab table must not be walked across an await (it may grow meanwhile).
+  std::vector<endpoint_slab*> slabs;
+  for (const auto& [ep, slab] : core.slabs()) slabs.push_back(slab.get());
+  for (endpoint_slab* slab : slabs) close_idle_connections(slab->ep);
+  for (endpoint_slab* slab : slabs) co_await drained(*slab);
 }
 
 pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_threshold,
@@ -317,26 +350,40 @@ pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_thresho
     throw std::invalid_argument("conpool::pool::with_circuit_breaker: open_for " +
                                 std::to_string(open_for.count()) + " s must be more than 0");
   }
+  if (core_->closed) return {.refusal = errc::pool_closed};
   endpoint_slab& slab = core_->slab_for(ep);
   slab.failure_threshold = failure_threshold;
+  const breaker_ticket trial{
+      .admitted = true, .trial = true, .generation = slab.breaker_generation};
   switch (slab.breaker) {
-    case detail::breaker_state::closed: return {true, false};
+    case detail::breaker_state::closed:
+      return {.admitted = true, .generation = slab.breaker_generation};
     case detail::breaker_state::open:
-      if (detail::loop_now() - slab.opened_at < open_for) return {false, false};
+      if (detail::loop_now() - slab.opened_at < open_for) return {};
       slab.breaker = detail::breaker_state::half_open;
       slab.trial_in_flight = true;
-      return {true, true};
+      return trial;
     case detail::breaker_state::half_open:
-      if (slab.trial_in_flight) return {false, false};
+      if (slab.trial_in_flight) return {};
       slab.trial_in_flight = true;
-      return {true, true};
+      return trial;
   }
-  return {false, false};
+  return {};
 }
 
-void pool::breaker_record(const endpoint& ep, breaker_ticket t, bool success) {
-  endpoint_slab& slab = core_->slab_for(ep);
+void pool::breaker_record(const endpoint& ep, breaker_ticket t, std::error_code error) {
+  endpoint_slab* found = core_->find(ep);
+  if (found == nullptr) return;
+  endpoint_slab& slab = *found;
   if (t.trial) slab.trial_in_flight = false;
+  // A result from a call admitted before the breaker last opened says nothing new.
+  if (!t.trial && t.generation != slab.breaker_generation) return;
+  // Local outcomes are not the endpoint failing.
+  if (error == std::errc::operation_canceled || error == errc::pool_closed ||
+      error == errc::acquire_timeout) {
+    return;
+  }
+  const bool success = !error;
   if (success) {
     slab.consecutive_failures = 0;
     slab.breaker = detail::breaker_state::closed;
@@ -346,6 +393,7 @@ void pool::breaker_record(const endpoint& ep, breaker_ticket t, bool success) {
   if (t.trial || slab.consecutive_failures >= slab.failure_threshold) {
     slab.breaker = detail::breaker_state::open;
     slab.opened_at = detail::loop_now();
+    ++slab.breaker_generation;
   }
 }
 

@@ -28,20 +28,24 @@ struct lookup : completion, cancel_hook {
   std::atomic<bool> done{false};  // the helper's writes below happen before this is set
   int status = 0;                 // a getaddrinfo EAI_* code, 0 on success
   std::vector<socket_address> addresses;
-  // Shard side only.
+  // Shard side only. Two owners once submitted: the waiting coroutine and the answer's
+  // completion; the last to let go frees it (a cancelled waiter may resume after the answer).
   std::coroutine_handle<> waiter;
   cancel_node* node = nullptr;
   bool abandoned = false;
+  int owners = 1;
 
+  void unref() noexcept {
+    if (--owners == 0) delete this;
+  }
   static void on_answer(completion* c, unsigned, int, unsigned) noexcept {
     auto* l = static_cast<lookup*>(c);
     (void)l->done.load(std::memory_order_acquire);
-    if (l->abandoned) {
-      delete l;
-      return;
+    if (!l->abandoned) {
+      if (l->node != nullptr) l->node->unpark(l);
+      shard_core::current().schedule(l->waiter);
     }
-    if (l->node != nullptr) l->node->unpark(l);
-    shard_core::current().schedule(l->waiter);
+    l->unref();
   }
   static void on_cancel(cancel_hook* h) noexcept {
     auto* l = static_cast<lookup*>(h);
@@ -149,6 +153,7 @@ struct answer_awaiter {
     }
     l->waiter = h;
     l->node = node;
+    l->owners = 2;
     l->ring_fd = shard_core::current().ring_fd();
     shard_core::current().expect_external();
     lookup_service::instance().submit(l);
@@ -180,13 +185,12 @@ task<result<std::vector<socket_address>>> resolver::resolve(std::string host, st
   l->host = host;
   const bool answered = co_await answer_awaiter{l};
   if (!answered) {
-    // Cancelled: an unsubmitted lookup is ours to free; a submitted one is freed on its answer.
-    if (l->ring_fd < 0) delete l;
+    l->unref();
     co_return fail(std::make_error_code(std::errc::operation_canceled));
   }
   const int status = l->status;
   std::vector<socket_address> addresses = std::move(l->addresses);
-  delete l;
+  l->unref();
   if (status != 0) co_return fail(errc::resolve_failed);
   const auto ttl = std::chrono::duration_cast<loop_clock::duration>(ttl_);
   if (ttl.count() > 0) cache_[host] = entry{addresses, loop_now() + ttl};

@@ -78,7 +78,13 @@ slot_waiter* endpoint_slab::pop_waiter() noexcept {
 
 // ---- pool_core ---------------------------------------------------------------------------------
 
-pool_core::pool_core(config c) : cfg(std::move(c)), names(cfg.dns_ttl) {
+pool_core::pool_core(config c)
+    : cfg(std::move(c)),
+      names(cfg.dns_ttl),
+      lifetime_(std::chrono::duration_cast<loop_clock::duration>(cfg.max_connection_lifetime)),
+      idle_limit_(std::chrono::duration_cast<loop_clock::duration>(cfg.max_idle_time)),
+      max_uses_(cfg.max_connection_uses ? static_cast<std::uint32_t>(*cfg.max_connection_uses)
+                                        : UINT32_MAX) {
   sweeper_.on_cqe = &pool_core::on_sweep;
   sweeper_.core = this;
   // Idle and lifetime expiry share one timer per pool, not one per connection: a sweep every
@@ -90,13 +96,27 @@ pool_core::pool_core(config c) : cfg(std::move(c)), names(cfg.dns_ttl) {
                      sweeper_.interval);
 }
 
-pool_core::~pool_core() {
-  for (auto& [ep, slab] : slabs_) {
-    if (slab->stats.active != 0) {
-      std::fprintf(stderr, "conpool: pool destroyed with %llu connection(s) of %s still leased\n",
-                   static_cast<unsigned long long>(slab->stats.active), ep.to_string().c_str());
-      std::abort();
+std::string pool_core::busy() const {
+  for (const auto& [ep, slab] : slabs_) {
+    std::uint64_t opening = 0;
+    for (int i = 0; i < slab->capacity; ++i) {
+      if (slab->slots[static_cast<std::size_t>(i)].state == slot_state::opening) ++opening;
     }
+    if (slab->stats.active != 0 || opening != 0 || !slab->drained.handles.empty()) {
+      return std::to_string(slab->stats.active) + " leased, " + std::to_string(opening) +
+             " opening, " + std::to_string(slab->drained.handles.size()) +
+             " task(s) closing connections of " + ep.to_string();
+    }
+  }
+  return {};
+}
+
+pool_core::~pool_core() {
+  // Tasks still inside the pool would resume into freed memory: a bug in the caller, stopped
+  // here loudly (close_pool() waits for all of them).
+  if (std::string why = busy(); !why.empty()) {
+    std::fprintf(stderr, "conpool: pool destroyed while in use: %s\n", why.c_str());
+    std::abort();
   }
   closed = true;
   fail_waiters();
@@ -123,13 +143,6 @@ endpoint_slab& pool_core::slab_for(const endpoint& ep) {
 endpoint_slab* pool_core::find(const endpoint& ep) const noexcept {
   auto it = slabs_.find(ep);
   return it == slabs_.end() ? nullptr : it->second.get();
-}
-
-bool pool_core::expired(const slot& s, loop_clock::time_point now) const noexcept {
-  if (now - s.created_at > cfg.max_connection_lifetime) return true;
-  if (now - s.last_used > cfg.max_idle_time) return true;
-  return cfg.max_connection_uses &&
-         s.use_count >= static_cast<std::uint32_t>(*cfg.max_connection_uses);
 }
 
 slot* pool_core::reuse_idle(endpoint_slab& slab) noexcept {
@@ -183,6 +196,7 @@ void pool_core::release(slot* s) noexcept {
 
 void pool_core::close(slot* s, bool after_error) noexcept {
   endpoint_slab& slab = *s->slab;
+  if (s->state == slot_state::closing || s->state == slot_state::free) return;
   if (s->state == slot_state::idle) {
     slab.unlink_idle(s);
   } else if (s->state == slot_state::active) {
@@ -274,12 +288,26 @@ void pool_core::freed(slot* s) noexcept {
   s->peer_event = false;
   --slab.in_use;
   slab.put_free(s);
-  if (slab.waiters_head != nullptr && !closed) {
+  serve_waiters(slab);
+  slab.drained.notify();
+}
+
+void pool_core::serve_waiters(endpoint_slab& slab) noexcept {
+  // While a close_all_connections drains the slab, nothing new opens: waiters wait for its end.
+  if (closed || slab.draining > 0) return;
+  while (slab.waiters_head != nullptr) {
     slot* fresh = slab.take_free();
+    if (fresh == nullptr) return;
     fresh->state = slot_state::opening;
     grant(slab, fresh);  // the longest waiter opens a connection in it
   }
-  slab.drained.notify();
+}
+
+void pool_core::park_idle(slot* s) noexcept {
+  s->state = slot_state::idle;
+  s->slab->push_idle(s);
+  arm_watcher(s);
+  arm_sweeper();
 }
 
 void pool_core::grant(endpoint_slab& slab, slot* s) noexcept {

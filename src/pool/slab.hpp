@@ -96,6 +96,7 @@ class endpoint_slab {
   breaker_state breaker = breaker_state::closed;
   int consecutive_failures = 0;
   int failure_threshold = 1;
+  std::uint32_t breaker_generation = 0;  // bumped when it opens: older results are stale
   loop_clock::time_point opened_at{};
   bool trial_in_flight = false;
 
@@ -140,11 +141,21 @@ class pool_core {
   void open_failed(slot* s, bool counted) noexcept;
   /// An opening slot got its connection.
   void opened(slot* s, conpool::flow f) noexcept;
+  /// A just-opened connection goes straight to the idle stack (warm_endpoint: not a use).
+  void park_idle(slot* s) noexcept;
+  /// Gives free slots to waiters, as many as can be served (after a drain ends).
+  void serve_waiters(endpoint_slab& slab) noexcept;
+  /// Slots opening or tasks waiting on the pool: it cannot be destroyed now.
+  [[nodiscard]] std::string busy() const;
   /// Idle connections past their idle time or lifetime are closed.
   void sweep() noexcept;
   /// Wakes the waiters of every slab with pool_closed.
   void fail_waiters() noexcept;
-  [[nodiscard]] bool expired(const slot& s, loop_clock::time_point now) const noexcept;
+  /// Past its lifetime or idle time, or used up. Integer compares only (the hit path).
+  [[nodiscard]] bool expired(const slot& s, loop_clock::time_point now) const noexcept {
+    return now - s.created_at > lifetime_ || now - s.last_used > idle_limit_ ||
+           s.use_count >= max_uses_;
+  }
 
   /// Where every slot's CQEs go.
   static void on_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
@@ -159,6 +170,10 @@ class pool_core {
   static void on_sweep(completion* c, unsigned role, int res, unsigned flags) noexcept;
   void settle() noexcept;
 
+  // The config's limits in the loop clock's own units, computed once.
+  loop_clock::duration lifetime_;
+  loop_clock::duration idle_limit_;
+  std::uint32_t max_uses_;
   std::unordered_map<endpoint, std::unique_ptr<endpoint_slab>> slabs_;
   // Single-entry cache of the last slab looked up: a proxy talks to a few upstreams in bursts.
   const endpoint* last_key_ = nullptr;

@@ -88,6 +88,7 @@ class shard_core {
   [[nodiscard]] unsigned ring_flags() const noexcept { return flags_; }
   [[nodiscard]] bool has_socket_op() const noexcept { return has_socket_op_; }
   [[nodiscard]] const shard_counters& counters() const noexcept { return counters_; }
+  void count_frame() noexcept { ++counters_.frames; }
 
   shard* owner = nullptr;  // the public handle
 

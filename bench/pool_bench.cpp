@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+// The pool's costs: acquire + release of an idle connection (the hit path: time, heap
+// allocations, coroutine frames, syscalls per op), and a 64-byte echo through the pool vs over a
+// fresh connection per request, at 1 and 50 concurrent tasks, against an io_uring echo server on
+// its own thread (its own shard, its own core).
+// The replacement operator new/delete below pair malloc with free; g++ 12 warns wrongly about
+// inlined uses of them ("mismatched allocation function").
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <conpool/conpool.hpp>
+
+using namespace conpool;
+using namespace std::chrono_literals;
+
+// Heap allocations on this thread (the library's included: the replacement is process-wide).
+static thread_local std::uint64_t t_allocations = 0;
+void* operator new(std::size_t n) {
+  ++t_allocations;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+shard_options options(const benchmark::State& state) {
+  return {.mode = state.range(0) == 0 ? ring_mode::plain : ring_mode::defer_taskrun};
+}
+
+// An echo server on its own thread and shard, until stop().
+class echo_server_thread {
+ public:
+  echo_server_thread() {
+    thread_ = std::thread([this] {
+      shard s;
+      result<listener> l = listener::open(socket_address::loopback(0));
+      ring_fd_ = s.ring_fd();
+      port_ = l->address().port();
+      port_.notify_one();
+      s.run([](listener& l) -> task<void> {
+        co_await scoped([&](scope& sc) -> task<void> {
+          sc.spawn([](listener& l, scope& sc) -> task<void> {
+            for (;;) {
+              result<flow> f = co_await l.accept();
+              if (!f) co_return;
+              sc.spawn(serve(std::move(*f)));
+            }
+          }(l, sc));
+          (void)co_await io::msg_receive();  // stop: leaving the scope cancels everything
+        });
+      }(*l));
+    });
+    port_.wait(0);
+  }
+  ~echo_server_thread() {
+    shard s;
+    s.run([](int fd) -> task<void> { (void)co_await io::msg_send(fd, {}); }(ring_fd_));
+    thread_.join();
+  }
+  endpoint where() const { return {"127.0.0.1", static_cast<std::uint16_t>(port_.load())}; }
+
+ private:
+  static task<void> serve(flow f) {
+    std::byte buf[4096];
+    for (;;) {
+      result<std::size_t> n = co_await f.read_some(buf);
+      if (!n || *n == 0) break;
+      if (!co_await f.write_all(std::span(buf, *n))) break;
+    }
+    (void)co_await f.close();
+  }
+
+  std::thread thread_;
+  std::atomic<int> port_{0};
+  int ring_fd_ = -1;
+};
+
+void report_mode(benchmark::State& state) {
+  state.SetLabel(state.range(0) == 0 ? "plain" : "defer_taskrun");
+}
+
+void BM_acquire_release_idle(benchmark::State& state) {
+  echo_server_thread server;
+  shard s(options(state));
+  std::uint64_t allocations = 0;
+  shard_counters before{};
+  s.run([](benchmark::State& state, endpoint ep, std::uint64_t& allocations,
+           shard_counters& before) -> task<void> {
+    pool p;
+    if (!co_await p.warm_endpoint(ep, 1)) co_return;
+    before = shard::current()->counters();
+    const std::uint64_t a0 = t_allocations;
+    for (auto _ : state) {
+      result<connection> c = co_await p.acquire(ep);  // the hit path: no frame, no syscall
+      benchmark::DoNotOptimize(c);
+      p.release(std::move(*c));
+    }
+    allocations = t_allocations - a0;
+    co_await p.close_pool();
+  }(state, server.where(), allocations, before));
+  const shard_counters after = s.counters();
+  const double n = static_cast<double>(state.iterations());
+  state.counters["allocs/op"] = static_cast<double>(allocations) / n;
+  state.counters["frames/op"] = static_cast<double>(after.frames - before.frames) / n;
+  state.counters["enters/op"] = static_cast<double>(after.enters - before.enters) / n;
+  state.SetItemsProcessed(state.iterations());
+  report_mode(state);
+}
+
+task<bool> echo64(flow& f) {
+  static const std::string msg(64, 'x');
+  if (!co_await f.write_all(msg)) co_return false;
+  std::byte back[64];
+  co_return (co_await f.read_exact(back)).has_value();
+}
+
+// Each iteration: `concurrency` requests at once, through the pool or each on a new connection.
+void BM_echo(benchmark::State& state, bool pooled) {
+  const int concurrency = static_cast<int>(state.range(1));
+  echo_server_thread server;
+  shard s(options(state));
+  std::uint64_t failures = 0;
+  s.run([](benchmark::State& state, endpoint ep, int concurrency, bool pooled,
+           std::uint64_t& failures) -> task<void> {
+    config c;
+    c.max_connections_per_endpoint = concurrency;
+    pool p(c);
+    const socket_address to = *socket_address::parse(ep.host, ep.port);
+    for (auto _ : state) {
+      co_await scoped([&](scope& sc) -> task<void> {
+        for (int i = 0; i < concurrency; ++i) {
+          if (pooled) {
+            sc.spawn([](pool& p, const endpoint& ep, std::uint64_t& failures) -> task<void> {
+              result<bool> ok = co_await p.with_connection(ep, echo64);
+              if (!ok || !*ok) ++failures;
+            }(p, ep, failures));
+          } else {
+            sc.spawn([](socket_address to, std::uint64_t& failures) -> task<void> {
+              result<flow> f = co_await connect(to);
+              if (!f || !co_await echo64(*f)) ++failures;
+              if (f) (void)co_await f->close();
+            }(to, failures));
+          }
+        }
+        co_await sc.join();
+      });
+    }
+    co_await p.close_pool();
+  }(state, server.where(), concurrency, pooled, failures));
+  state.SetItemsProcessed(state.iterations() * concurrency);
+  state.counters["failures"] = static_cast<double>(failures);
+  report_mode(state);
+}
+
+void BM_echo_pooled(benchmark::State& state) { BM_echo(state, true); }
+void BM_echo_fresh(benchmark::State& state) { BM_echo(state, false); }
+
+void modes(benchmark::internal::Benchmark* b) {
+  b->Arg(0);
+  if (shard::kernel_has_defer_taskrun()) b->Arg(1);
+}
+void modes_and_concurrency(benchmark::internal::Benchmark* b) {
+  for (int c : {1, 50}) {
+    b->Args({0, c});
+    if (shard::kernel_has_defer_taskrun()) b->Args({1, c});
+  }
+  b->ArgNames({"ring", "concurrent"})->UseRealTime();
+}
+
+}  // namespace
+
+BENCHMARK(BM_acquire_release_idle)->Apply(modes);
+BENCHMARK(BM_echo_pooled)->Apply(modes_and_concurrency);
+BENCHMARK(BM_echo_fresh)->Apply(modes_and_concurrency);
+
+BENCHMARK_MAIN();
