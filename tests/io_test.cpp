@@ -72,17 +72,13 @@ TEST_CASE("io: connect to a listener whose backlog is full times out with errc::
     fd_leak_check leaks;
     // Backlog 0 holds one finished handshake; with that one queued and never accepted, the
     // kernel drops further SYNs, so the next connect hangs until our linked timeout fires.
-    result<listener> l = listener::open(socket_address::loopback(0), 0);
-    REQUIRE(l.has_value());
-    const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(::connect(filler, l->address().data(), l->address().size()) == 0);
+    testing::full_backlog full;
     shard s({.mode = m});
     s.run([](socket_address to) -> task<void> {
       result<flow> f = co_await connect(to, 50ms);
       REQUIRE_FALSE(f.has_value());
       CHECK(f.error() == errc::connect_timeout);
-    }(l->address()));
-    ::close(filler);
+    }(full.address));
   });
 }
 

@@ -269,10 +269,8 @@ TEST_CASE("pool: acquire_timeout bounds the wait at the limit") {
 TEST_CASE("pool: cancelled during connect, during use, while waiting") {
   for_each_ring_mode([](ring_mode m) {
     // A listener whose backlog is full: connects to it hang.
-    result<listener> full = listener::open(socket_address::loopback(0), 0);
-    const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(::connect(filler, full->address().data(), full->address().size()) == 0);
-    const endpoint hanging{full->address().host(), full->address().port()};
+    testing::full_backlog full;
+    const endpoint hanging = full.where();
     config c;
     c.max_connections_per_endpoint = 1;
     c.connect_timeout.reset();
@@ -297,7 +295,6 @@ TEST_CASE("pool: cancelled during connect, during use, while waiting") {
       p.release(std::move(*held));
       CHECK(co_await echo_on(p, ep, "still fine") == "still fine");
     });
-    ::close(filler);
   });
 }
 
@@ -366,9 +363,7 @@ TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable n
   testing::start_name_helper();
   for_each_ring_mode([](ring_mode m) {
     testing::refusing_port refusing;
-    result<listener> full = listener::open(socket_address::loopback(0), 0);
-    const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(::connect(filler, full->address().data(), full->address().size()) == 0);
+    testing::full_backlog full;
     config c;
     c.connect_timeout = 20ms;
     with_pool(m, c, [&](pool& p, test_server& server) -> task<void> {
@@ -378,7 +373,7 @@ TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable n
       CHECK(describe(r.error(), refused, "connect").starts_with(refused.to_string()));
       CHECK(p.stats(refused).errors == 1);
 
-      const endpoint hanging{full->address().host(), full->address().port()};
+      const endpoint hanging = full.where();
       r = co_await echo_on(p, hanging, "x");
       CHECK(r.error() == errc::connect_timeout);
 
@@ -393,7 +388,6 @@ TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable n
       CHECK(r.error() == errc::resolve_failed);
       CHECK(describe(r.error(), nowhere, "resolve").find("no..such.host") != std::string::npos);
     });
-    ::close(filler);
   });
 }
 

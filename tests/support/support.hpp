@@ -113,4 +113,15 @@ struct refusing_port {
   ~refusing_port() { ::close(fd); }
 };
 
+/// A listener with backlog 0 holding one finished, never accepted handshake: the kernel drops
+/// further SYNs, so a connect to it hangs until its timeout.
+struct full_backlog {
+  listener l = *listener::open(socket_address::loopback(0), 0);
+  int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socket_address address = l.address();
+  full_backlog() { REQUIRE(::connect(filler, address.data(), address.size()) == 0); }
+  ~full_backlog() { ::close(filler); }
+  endpoint where() const { return {address.host(), address.port()}; }
+};
+
 }  // namespace conpool::testing
