@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -393,13 +395,29 @@ TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable n
 
 TEST_CASE("pool: host names resolve off the shard; IPv6 literals; every address is tried") {
   testing::start_name_helper();
-  for_each_ring_mode([](ring_mode m) {
-    with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
-      const endpoint named{"localhost", server.where().port};
-      CHECK(co_await echo_on(p, named, "by name") == "by name");
-      CHECK(co_await echo_on(p, named, "cached") == "cached");
-      CHECK(p.stats(named).total_created == 1);
-    });
+  // Only where /etc/hosts names localhost: a test never sends a DNS query.
+  const bool hosts_has_localhost = [] {
+    std::ifstream hosts("/etc/hosts");
+    for (std::string line; std::getline(hosts, line);) {
+      std::istringstream words(line.substr(0, line.find('#')));
+      std::string word;
+      words >> word;  // the address
+      while (words >> word) {
+        if (word == "localhost") return true;
+      }
+    }
+    return false;
+  }();
+  if (!hosts_has_localhost) MESSAGE("/etc/hosts has no localhost: the named-host part is skipped");
+  for_each_ring_mode([hosts_has_localhost](ring_mode m) {
+    if (hosts_has_localhost) {
+      with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
+        const endpoint named{"localhost", server.where().port};
+        CHECK(co_await echo_on(p, named, "by name") == "by name");
+        CHECK(co_await echo_on(p, named, "cached") == "cached");
+        CHECK(p.stats(named).total_created == 1);
+      });
+    }
     fd_leak_check leaks;
     shard s({.mode = m});
     s.run([]() -> task<void> {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #include <conpool/endpoint.hpp>
 #include <conpool/flow.hpp>
@@ -21,18 +22,29 @@ namespace conpool {
 
 namespace detail {
 struct slot;
-}
+/// Closes the connection of a lease dropped without release or close.
+void close_abandoned(slot* s) noexcept;
+}  // namespace detail
 
 class connection {
  public:
   /// No connection.
   connection() noexcept = default;
-  connection(connection&& other) noexcept;
-  connection& operator=(connection&& other) noexcept;
+  // Inline: a lease moves and dies on every acquire/release, and these are one test each.
+  connection(connection&& other) noexcept : slot_(std::exchange(other.slot_, nullptr)) {}
+  connection& operator=(connection&& other) noexcept {
+    if (this != &other) {
+      if (slot_ != nullptr) detail::close_abandoned(slot_);
+      slot_ = std::exchange(other.slot_, nullptr);
+    }
+    return *this;
+  }
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
   /// Closes the connection if it was neither released nor closed.
-  ~connection();
+  ~connection() {
+    if (slot_ != nullptr) detail::close_abandoned(slot_);
+  }
 
   /// The byte stream. Valid while the lease is held.
   [[nodiscard]] conpool::flow& flow() const noexcept;

@@ -98,19 +98,9 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
 
 // ---- connection ---------------------------------------------------------------------------------
 
-connection::connection(connection&& other) noexcept : slot_(std::exchange(other.slot_, nullptr)) {}
-
-connection& connection::operator=(connection&& other) noexcept {
-  if (this != &other) {
-    if (slot_ != nullptr) slot_->slab->core.close(slot_, false);
-    slot_ = std::exchange(other.slot_, nullptr);
-  }
-  return *this;
-}
-
-connection::~connection() {
-  if (slot_ != nullptr) slot_->slab->core.close(slot_, false);
-}
+namespace detail {
+void close_abandoned(slot* s) noexcept { s->slab->core.close(s, false); }
+}  // namespace detail
 
 flow& connection::flow() const noexcept { return slot_->flow; }
 const endpoint& connection::endpoint() const noexcept { return slot_->slab->ep; }

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 namespace conpool::detail {
@@ -126,8 +127,35 @@ pool_core::~pool_core() {
   settle();
 }
 
+namespace {
+
+// The hit path's key check: cheap fields first, then the host's bytes in 8-byte loads (hosts are
+// short; a libc memcmp call costs more than the compare).
+bool same_endpoint(const endpoint& a, const endpoint& b) noexcept {
+  const std::size_t n = a.host.size();
+  if (a.port != b.port || n != b.host.size() || a.tls.has_value() != b.tls.has_value()) {
+    return false;
+  }
+  const char* x = a.host.data();
+  const char* y = b.host.data();
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t u;
+    std::uint64_t v;
+    std::memcpy(&u, x + i, 8);
+    std::memcpy(&v, y + i, 8);
+    if (u != v) return false;
+  }
+  for (; i < n; ++i) {
+    if (x[i] != y[i]) return false;
+  }
+  return !a.tls || *a.tls == *b.tls;
+}
+
+}  // namespace
+
 endpoint_slab& pool_core::slab_for(const endpoint& ep) {
-  if (last_key_ != nullptr && *last_key_ == ep) return *last_slab_;
+  if (last_key_ != nullptr && same_endpoint(*last_key_, ep)) return *last_slab_;
   auto it = slabs_.find(ep);
   if (it == slabs_.end()) {
     if (std::string why = ep.problem(); !why.empty())

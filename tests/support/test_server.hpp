@@ -92,7 +92,8 @@ inline void start_name_helper() {
   shard s;
   s.run([](socket_address a) -> task<void> {
     pool p;
-    (void)co_await p.acquire(endpoint{"localhost", a.port()});
+    // A name glibc refuses before any query goes out: starts the helper, sends nothing.
+    (void)co_await p.acquire(endpoint{"no..such.host", a.port()});
     co_await p.close_pool();
   }(port.address));
 }
