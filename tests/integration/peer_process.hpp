@@ -81,8 +81,8 @@ class peer_process {
 struct temp_dir {
   std::filesystem::path path;
   temp_dir() {
-    char tmpl[] = "/tmp/conpool-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    std::string tmpl = "/tmp/conpool-test-" + std::string(6, 'X');  // mkdtemp's template
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     path = tmpl;
   }
   ~temp_dir() { std::filesystem::remove_all(path); }
