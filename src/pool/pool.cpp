@@ -173,7 +173,16 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
     co_return fail(turn.error());
   }
   slot* s = *turn;
-  if (s->state == slot_state::active) co_return connection(s);  // released to us
+  if (s->state == slot_state::active) {  // released to us
+    // Cancelled between the grant and this resumption: the connection is clean (it came
+    // straight from a release), so it goes back rather than die with a dropped lease.
+    if (detail::cancel_node* node = co_await detail::current_node{};
+        node != nullptr && node->cancelled()) {
+      core.release(s);
+      co_return fail(std::make_error_code(std::errc::operation_canceled));
+    }
+    co_return connection(s);
+  }
   co_return co_await open(s);
 }
 
