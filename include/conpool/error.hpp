@@ -52,6 +52,10 @@ inline std::unexpected<std::error_code> fail(std::error_code e) noexcept {
 inline std::unexpected<std::error_code> fail(errc e) noexcept {
   return std::unexpected(make_error_code(e));
 }
+/// An unexpected `result` holding a system error: `return fail(std::errc::operation_canceled);`.
+inline std::unexpected<std::error_code> fail(std::errc e) noexcept {
+  return std::unexpected(std::make_error_code(e));
+}
 
 /// The error of a negative io_uring result (`-errno`), in the system category.
 inline std::error_code errno_error(int negative_errno) noexcept {

@@ -59,7 +59,7 @@ task<result<slot*>> wait_turn(endpoint_slab& slab) {
   co_await turn_awaiter{slab, w};
   if (w.granted != nullptr) co_return w.granted;
   if (w.pool_closed) co_return fail(errc::pool_closed);
-  co_return fail(std::make_error_code(std::errc::operation_canceled));
+  co_return fail(std::errc::operation_canceled);
 }
 
 struct drained_awaiter {
@@ -153,7 +153,7 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
       // A cancelled caller's check fails at once: stop here rather than close every idle one.
       if (detail::cancel_node* node = co_await detail::current_node{};
           node != nullptr && node->cancelled()) {
-        co_return fail(std::make_error_code(std::errc::operation_canceled));
+        co_return fail(std::errc::operation_canceled);
       }
     }
     if (slot* s = slab.take_free()) {
@@ -179,7 +179,7 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
     if (detail::cancel_node* node = co_await detail::current_node{};
         node != nullptr && node->cancelled()) {
       core.release(s);
-      co_return fail(std::make_error_code(std::errc::operation_canceled));
+      co_return fail(std::errc::operation_canceled);
     }
     co_return connection(s);
   }

@@ -186,7 +186,7 @@ task<result<std::vector<socket_address>>> resolver::resolve(std::string host, st
   const bool answered = co_await answer_awaiter{l};
   if (!answered) {
     l->unref();
-    co_return fail(std::make_error_code(std::errc::operation_canceled));
+    co_return fail(std::errc::operation_canceled);
   }
   const int status = l->status;
   std::vector<socket_address> addresses = std::move(l->addresses);

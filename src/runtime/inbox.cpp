@@ -47,7 +47,7 @@ void msg_receive_op::on_cancel(detail::cancel_hook* h) noexcept {
 }
 
 result<message> msg_receive_op::await_resume() const noexcept {
-  if (cancelled_) return fail(std::make_error_code(std::errc::operation_canceled));
+  if (cancelled_) return fail(std::errc::operation_canceled);
   return msg_;
 }
 

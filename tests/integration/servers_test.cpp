@@ -16,6 +16,16 @@ using testing::peer_process;
 
 namespace {
 
+// Appends what the peer sends next to `in`. Errors: the read's, errc::end_of_stream.
+task<result<void>> read_more(flow& f, std::string& in) {
+  std::byte buf[4096];
+  result<std::size_t> n = co_await f.read_some(buf);
+  if (!n) co_return fail(n.error());
+  if (*n == 0) co_return fail(errc::end_of_stream);
+  in.append(reinterpret_cast<const char*>(buf), *n);
+  co_return result<void>{};
+}
+
 struct http_response {
   int status = 0;
   std::string body;
@@ -26,12 +36,8 @@ struct http_response {
 task<result<http_response>> read_response(flow& f) {
   std::string in;
   std::size_t header_end = std::string::npos;
-  std::byte buf[4096];
   while ((header_end = in.find("\r\n\r\n")) == std::string::npos) {
-    result<std::size_t> n = co_await f.read_some(buf);
-    if (!n) co_return fail(n.error());
-    if (*n == 0) co_return fail(errc::end_of_stream);
-    in.append(reinterpret_cast<const char*>(buf), *n);
+    if (auto more = co_await read_more(f, in); !more) co_return fail(more.error());
   }
   http_response r;
   const std::string head = in.substr(0, header_end);
@@ -43,10 +49,7 @@ task<result<http_response>> read_response(flow& f) {
   r.close = head.find("Connection: close") != std::string::npos;
   r.body = in.substr(header_end + 4);
   while (r.body.size() < length) {
-    result<std::size_t> n = co_await f.read_some(buf);
-    if (!n) co_return fail(n.error());
-    if (*n == 0) co_return fail(errc::end_of_stream);
-    r.body.append(reinterpret_cast<const char*>(buf), *n);
+    if (auto more = co_await read_more(f, r.body); !more) co_return fail(more.error());
   }
   co_return r;
 }
@@ -79,7 +82,6 @@ std::string resp(const std::vector<std::string>& args) {
 task<result<std::string>> redis_send(flow& f, std::string command) {
   if (auto w = co_await f.write_all(command); !w) co_return fail(w.error());
   std::string in;
-  std::byte buf[4096];
   for (;;) {
     const std::size_t eol = in.find("\r\n");
     if (eol != std::string::npos) {
@@ -91,10 +93,7 @@ task<result<std::string>> redis_send(flow& f, std::string command) {
         co_return in.substr(eol + 2, static_cast<std::size_t>(len));
       }
     }
-    result<std::size_t> n = co_await f.read_some(buf);
-    if (!n) co_return fail(n.error());
-    if (*n == 0) co_return fail(errc::end_of_stream);
-    in.append(reinterpret_cast<const char*>(buf), *n);
+    if (auto more = co_await read_more(f, in); !more) co_return fail(more.error());
   }
 }
 
