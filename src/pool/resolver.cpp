@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -101,13 +103,29 @@ class lookup_service {
       const int target = l->ring_fd;
       const std::uint64_t wake = user_data(l, role_wake);
       l->done.store(true, std::memory_order_release);
+      post(ring, target, wake);
+    }
+    io_uring_queue_exit(&ring);
+  }
+
+  // Posts the answer to the shard's ring. A full completion queue there (-EOVERFLOW) or a busy
+  // ring is retried after a millisecond: the shard drains its CQ every turn, and a lost answer
+  // would leave its task waiting forever. Any other failure means the ring is gone (its shard
+  // ended): nobody waits any more.
+  static void post(io_uring& ring, int target, std::uint64_t wake) {
+    for (;;) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring);
       io_uring_prep_msg_ring(sqe, target, 0, wake, 0);
       io_uring_submit_and_wait(&ring, 1);
       io_uring_cqe* cqe = nullptr;
-      if (io_uring_peek_cqe(&ring, &cqe) == 0) io_uring_cqe_seen(&ring, cqe);
+      int res = -EBADF;
+      if (io_uring_peek_cqe(&ring, &cqe) == 0) {
+        res = cqe->res;
+        io_uring_cqe_seen(&ring, cqe);
+      }
+      if (res != -EOVERFLOW && res != -EAGAIN && res != -EBUSY) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    io_uring_queue_exit(&ring);
   }
 
   static void answer(lookup& l) {

@@ -43,21 +43,6 @@ void endpoint_slab::put_free(slot* s) noexcept {
   free_head = s;
 }
 
-void endpoint_slab::push_idle(slot* s) noexcept {
-  s->prev = nullptr;
-  s->next = idle_top;
-  if (idle_top != nullptr) idle_top->prev = s;
-  idle_top = s;
-  ++stats.idle;
-}
-
-void endpoint_slab::unlink_idle(slot* s) noexcept {
-  (s->prev != nullptr ? s->prev->next : idle_top) = s->next;
-  if (s->next != nullptr) s->next->prev = s->prev;
-  s->prev = s->next = nullptr;
-  --stats.idle;
-}
-
 void endpoint_slab::add_waiter(slot_waiter* w) noexcept {
   w->next = nullptr;
   w->prev = waiters_tail;
@@ -127,35 +112,7 @@ pool_core::~pool_core() {
   settle();
 }
 
-namespace {
-
-// The hit path's key check: cheap fields first, then the host's bytes in 8-byte loads (hosts are
-// short; a libc memcmp call costs more than the compare).
-bool same_endpoint(const endpoint& a, const endpoint& b) noexcept {
-  const std::size_t n = a.host.size();
-  if (a.port != b.port || n != b.host.size() || a.tls.has_value() != b.tls.has_value()) {
-    return false;
-  }
-  const char* x = a.host.data();
-  const char* y = b.host.data();
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t u;
-    std::uint64_t v;
-    std::memcpy(&u, x + i, 8);
-    std::memcpy(&v, y + i, 8);
-    if (u != v) return false;
-  }
-  for (; i < n; ++i) {
-    if (x[i] != y[i]) return false;
-  }
-  return !a.tls || *a.tls == *b.tls;
-}
-
-}  // namespace
-
-endpoint_slab& pool_core::slab_for(const endpoint& ep) {
-  if (last_key_ != nullptr && same_endpoint(*last_key_, ep)) return *last_slab_;
+endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
   auto it = slabs_.find(ep);
   if (it == slabs_.end()) {
     if (std::string why = ep.problem(); !why.empty())
@@ -171,55 +128,6 @@ endpoint_slab& pool_core::slab_for(const endpoint& ep) {
 endpoint_slab* pool_core::find(const endpoint& ep) const noexcept {
   auto it = slabs_.find(ep);
   return it == slabs_.end() ? nullptr : it->second.get();
-}
-
-slot* pool_core::reuse_idle(endpoint_slab& slab) noexcept {
-  const auto now = loop_now();
-  while (slot* s = slab.idle_top) {
-    if (expired(*s, now)) {
-      close(s, false);
-      continue;
-    }
-    slab.unlink_idle(s);
-    return s;
-  }
-  return nullptr;
-}
-
-void pool_core::hand_out(slot* s, bool reused) noexcept {
-  s->state = slot_state::active;
-  ++s->use_count;
-  s->peer_event = false;
-  endpoint_slab& slab = *s->slab;
-  ++slab.stats.active;
-  if (reused) {
-    ++slab.stats.total_reused;
-    if (cfg.on_connection_reused) cfg.on_connection_reused(slab.ep);
-  }
-  unwatch(s);
-}
-
-void pool_core::release(slot* s) noexcept {
-  endpoint_slab& slab = *s->slab;
-  const auto now = loop_now();
-  s->last_used = now;
-  if (closed || slab.draining > 0 || s->peer_event || expired(*s, now)) {
-    close(s, false);
-    return;
-  }
-  if (slab.waiters_head != nullptr) {
-    // Straight to the longest waiter: it stays handed out, as a reuse.
-    --slab.stats.active;
-    hand_out(s, true);
-    grant(slab, s);
-    return;
-  }
-  --slab.stats.active;
-  s->state = slot_state::idle;
-  slab.push_idle(s);
-  // A watcher whose cancel is still in flight re-arms when that completes (slot_cqe).
-  if (!s->watching) arm_watcher(s);
-  arm_sweeper();
 }
 
 void pool_core::close(slot* s, bool after_error) noexcept {

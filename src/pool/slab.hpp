@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -29,6 +30,29 @@ using loop_clock = std::chrono::steady_clock;
 
 class endpoint_slab;
 class pool_core;
+
+/// The hit path's key check: cheap fields first, then the host's bytes in 8-byte loads (hosts are
+/// short; a libc memcmp call costs more than the compare).
+inline bool same_endpoint(const endpoint& a, const endpoint& b) noexcept {
+  const std::size_t n = a.host.size();
+  if (a.port != b.port || n != b.host.size() || a.tls.has_value() != b.tls.has_value()) {
+    return false;
+  }
+  const char* x = a.host.data();
+  const char* y = b.host.data();
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t u;
+    std::uint64_t v;
+    std::memcpy(&u, x + i, 8);
+    std::memcpy(&v, y + i, 8);
+    if (u != v) return false;
+  }
+  for (; i < n; ++i) {
+    if (x[i] != y[i]) return false;
+  }
+  return !a.tls || *a.tls == *b.tls;
+}
 
 enum class slot_state : std::uint8_t { free, opening, idle, active, closing };
 
@@ -102,8 +126,19 @@ class endpoint_slab {
 
   slot* take_free() noexcept;
   void put_free(slot* s) noexcept;
-  void push_idle(slot* s) noexcept;
-  void unlink_idle(slot* s) noexcept;
+  void push_idle(slot* s) noexcept {
+    s->prev = nullptr;
+    s->next = idle_top;
+    if (idle_top != nullptr) idle_top->prev = s;
+    idle_top = s;
+    ++stats.idle;
+  }
+  void unlink_idle(slot* s) noexcept {
+    (s->prev != nullptr ? s->prev->next : idle_top) = s->next;
+    if (s->next != nullptr) s->next->prev = s->prev;
+    s->prev = s->next = nullptr;
+    --stats.idle;
+  }
   void add_waiter(slot_waiter* w) noexcept;
   void remove_waiter(slot_waiter* w) noexcept;
   slot_waiter* pop_waiter() noexcept;
@@ -122,18 +157,64 @@ class pool_core {
   resolver names;
 
   /// The slab of `ep`, made on first use. Throws std::invalid_argument for a bad endpoint.
-  endpoint_slab& slab_for(const endpoint& ep);
+  endpoint_slab& slab_for(const endpoint& ep) {
+    if (last_key_ != nullptr && same_endpoint(*last_key_, ep)) [[likely]]
+      return *last_slab_;
+    return slab_lookup(ep);
+  }
   [[nodiscard]] endpoint_slab* find(const endpoint& ep) const noexcept;
   [[nodiscard]] const auto& slabs() const noexcept { return slabs_; }
 
   /// The hit path: the warmest healthy idle connection, handed out; nullptr if none (expired
   /// ones met on the way are closed).
-  slot* reuse_idle(endpoint_slab& s) noexcept;
+  slot* reuse_idle(endpoint_slab& slab) noexcept {
+    const auto now = loop_now();
+    while (slot* s = slab.idle_top) {
+      if (!expired(*s, now)) [[likely]] {
+        slab.unlink_idle(s);
+        return s;
+      }
+      close(s, false);
+    }
+    return nullptr;
+  }
   /// Marks `s` (idle, or just opened) as handed out.
-  void hand_out(slot* s, bool reused) noexcept;
+  void hand_out(slot* s, bool reused) noexcept {
+    s->state = slot_state::active;
+    ++s->use_count;
+    s->peer_event = false;
+    endpoint_slab& slab = *s->slab;
+    ++slab.stats.active;
+    if (reused) {
+      ++slab.stats.total_reused;
+      if (cfg.on_connection_reused) cfg.on_connection_reused(slab.ep);
+    }
+    // A watcher whose cancel is already in flight needs nothing more.
+    if (s->watching && !s->unwatching) unwatch(s);
+  }
   /// Back from a lease: to the first waiter, else the idle stack (closed if its watcher fired,
   /// or it is expired, or the pool is closing).
-  void release(slot* s) noexcept;
+  void release(slot* s) noexcept {
+    endpoint_slab& slab = *s->slab;
+    const auto now = loop_now();
+    s->last_used = now;
+    if (closed || slab.draining > 0 || s->peer_event || expired(*s, now)) [[unlikely]] {
+      close(s, false);
+      return;
+    }
+    --slab.stats.active;
+    if (slab.waiters_head != nullptr) {
+      // Straight to the longest waiter: it stays handed out, as a reuse.
+      hand_out(s, true);
+      grant(slab, s);
+      return;
+    }
+    s->state = slot_state::idle;
+    slab.push_idle(s);
+    // A watcher whose cancel is still in flight re-arms when that completes (slot_cqe).
+    if (!s->watching) arm_watcher(s);
+    if (!sweeper_.armed) arm_sweeper();
+  }
   /// Closes the connection of `s` (idle or active): cancel its watcher, IORING_OP_CLOSE; the
   /// slot is free once every CQE is in.
   void close(slot* s, bool after_error) noexcept;
@@ -161,6 +242,7 @@ class pool_core {
   static void on_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
 
  private:
+  endpoint_slab& slab_lookup(const endpoint& ep);
   void arm_watcher(slot* s) noexcept;
   void unwatch(slot* s) noexcept;
   void slot_cqe(slot* s, unsigned role, int res) noexcept;
