@@ -537,3 +537,47 @@ TEST_CASE("pool: warmed connections count no use until handed out") {
     });
   }());
 }
+
+TEST_CASE("pool: a connection released and taken again in the same turn costs no watcher SQE") {
+  for_each_ring_mode([](ring_mode m) {
+    with_pool(m, default_config(), [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      CHECK(co_await echo_on(p, ep, "warm") == "warm");
+      (void)co_await io::nop();  // a turn ends: the idle connection's watcher is armed
+      constexpr int rounds = 20;
+      auto sqes = [] { return shard::current()->counters().sqes; };
+
+      // The baseline: one lease for every echo.
+      std::uint64_t start = sqes();
+      {
+        result<connection> c = co_await p.acquire(ep);
+        REQUIRE(c.has_value());
+        for (int i = 0; i < rounds; ++i) CHECK(co_await echo_once(c->flow(), "x") == "x");
+        p.release(std::move(*c));
+      }
+      (void)co_await io::nop();
+      const std::uint64_t held = sqes() - start;
+
+      // A lease per echo, released and re-acquired in the same turn: the watcher is armed only
+      // when a turn ends with the connection idle, so no arm and no cancel per round.
+      start = sqes();
+      for (int i = 0; i < rounds; ++i) {
+        result<connection> c = co_await p.acquire(ep);
+        REQUIRE(c.has_value());
+        CHECK(co_await echo_once(c->flow(), "x") == "x");
+        p.release(std::move(*c));
+      }
+      (void)co_await io::nop();
+      const std::uint64_t per_echo = sqes() - start;
+      CAPTURE(held);
+      CAPTURE(per_echo);
+      CHECK(per_echo <= held + 2);
+      CHECK(p.stats(ep).total_created == 1);
+      check_stats_add_up(p);
+
+      // The watcher still guards the idle connection once the turn is over.
+      co_await server.apply(test_server::act::fin);
+      CHECK(co_await turns_until([&] { return p.stats(ep).idle == 0; }));
+    });
+  });
+}

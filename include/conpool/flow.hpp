@@ -39,7 +39,8 @@ class flow {
   [[nodiscard]] int native_handle() const noexcept { return fd_; }
   [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
 
-  /// Reads what is available, at most `buffer.size()` bytes; 0 at end of stream.
+  /// Reads what is available, at most `buffer.size()` bytes; 0 at end of stream. The first
+  /// read after a write waits for readiness before trying (a reply is rarely there yet).
   /// Errors: the system's (connection_reset, ...), operation_canceled.
   task<result<std::size_t>> read_some(std::span<std::byte> buffer);
   /// Reads exactly `buffer.size()` bytes. Errors: `errc::end_of_stream` when the peer closes
@@ -57,6 +58,7 @@ class flow {
 
  private:
   int fd_ = -1;
+  bool wrote_ = false;  // the last operation was a write: the next read polls first
 };
 
 /// Connects a TCP socket to `to` (TCP_NODELAY set: pooled request/response traffic wants no

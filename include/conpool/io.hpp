@@ -115,7 +115,10 @@ class send_op : public detail::io_op {
 /// Errors: the system's, `errc::timed_out` when `timeout` passed.
 class recv_op : public detail::io_op {
  public:
-  recv_op(int fd, std::span<std::byte> buffer, int flags, op_timeout timeout) noexcept;
+  /// `poll_first`: wait for the socket to be readable before trying
+  /// (IORING_RECVSEND_POLL_FIRST), see `recv_reply`.
+  recv_op(int fd, std::span<std::byte> buffer, int flags, op_timeout timeout,
+          bool poll_first = false) noexcept;
   result<std::size_t> await_resume() const noexcept;
 
  private:
@@ -123,6 +126,7 @@ class recv_op : public detail::io_op {
   std::byte* data_;
   std::size_t size_;
   int fd_, flags_;
+  bool poll_first_ = false;
 };
 
 /// IORING_OP_CLOSE.
@@ -223,6 +227,11 @@ inline send_op send(int fd, std::span<const std::byte> bytes, int flags = 0,
 inline recv_op recv(int fd, std::span<std::byte> buffer, int flags = 0,
                     op_timeout timeout = {}) noexcept {
   return {fd, buffer, flags, timeout};
+}
+/// A `recv` that waits for readability before trying: for a reply just asked for, which is
+/// rarely there yet, it skips a receive bound to fail (IORING_RECVSEND_POLL_FIRST).
+inline recv_op recv_reply(int fd, std::span<std::byte> buffer, op_timeout timeout = {}) noexcept {
+  return {fd, buffer, 0, timeout, true};
 }
 /// See `close_op`.
 inline close_op close(int fd) noexcept { return close_op{fd}; }

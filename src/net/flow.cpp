@@ -9,12 +9,14 @@
 
 namespace conpool {
 
-flow::flow(flow&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+flow::flow(flow&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), wrote_(std::exchange(other.wrote_, false)) {}
 
 flow& flow::operator=(flow&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
+    wrote_ = std::exchange(other.wrote_, false);
   }
   return *this;
 }
@@ -26,12 +28,18 @@ flow::~flow() {
 int flow::release() noexcept { return std::exchange(fd_, -1); }
 
 task<result<std::size_t>> flow::read_some(std::span<std::byte> buffer) {
+  if (std::exchange(wrote_, false)) co_return co_await io::recv_reply(fd_, buffer);
   co_return co_await io::recv(fd_, buffer);
 }
 
 task<result<void>> flow::read_exact(std::span<std::byte> buffer) {
   while (!buffer.empty()) {
-    result<std::size_t> n = co_await io::recv(fd_, buffer);
+    result<std::size_t> n;
+    if (std::exchange(wrote_, false)) {
+      n = co_await io::recv_reply(fd_, buffer);
+    } else {
+      n = co_await io::recv(fd_, buffer);
+    }
     if (!n) co_return fail(n.error());
     if (*n == 0) co_return fail(errc::end_of_stream);
     buffer = buffer.subspan(*n);
@@ -45,6 +53,7 @@ task<result<void>> flow::write_all(std::span<const std::byte> bytes) {
     if (!n) co_return fail(n.error());
     bytes = bytes.subspan(*n);
   }
+  wrote_ = true;
   co_return result<void>{};
 }
 

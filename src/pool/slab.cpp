@@ -72,6 +72,8 @@ pool_core::pool_core(config c)
       max_uses_(cfg.max_connection_uses ? static_cast<std::uint32_t>(*cfg.max_connection_uses)
                                         : UINT32_MAX) {
   sweeper_.on_cqe = &pool_core::on_sweep;
+  watch_hook_.run = &pool_core::arm_queued_watchers;
+  watch_hook_.core = this;
   sweeper_.core = this;
   // Idle and lifetime expiry share one timer per pool, not one per connection: a sweep every
   // quarter of the shorter limit (1 ms to 1 s) closes what expired; the hit path also checks.
@@ -109,6 +111,7 @@ pool_core::~pool_core() {
   for (auto& [ep, slab] : slabs_) {
     while (slab->idle_top != nullptr) close(slab->idle_top, false);
   }
+  shard_->drop_turn_hook(&watch_hook_);
   settle();
 }
 
@@ -139,6 +142,7 @@ void pool_core::close(slot* s, bool after_error) noexcept {
     --slab.stats.active;
   }
   s->state = slot_state::closing;
+  s->watch_queued = false;
   ++slab.stats.total_closed;
   if (after_error) ++slab.stats.errors;
   if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep);
@@ -164,6 +168,16 @@ void pool_core::opened(slot* s, conpool::flow f) noexcept {
 void pool_core::open_failed(slot* s, bool counted) noexcept {
   if (counted) ++s->slab->stats.errors;
   freed(s);  // gives the slot back and lets the next waiter open one
+}
+
+void pool_core::arm_queued_watchers(shard_core::turn_hook* h) noexcept {
+  pool_core& core = *static_cast<watch_hook*>(h)->core;
+  for (slot* s : core.to_watch_) {
+    if (!s->watch_queued) continue;  // closed meanwhile (or already armed)
+    s->watch_queued = false;
+    if (s->state == slot_state::idle && !s->watching) core.arm_watcher(s);
+  }
+  core.to_watch_.clear();
 }
 
 void pool_core::arm_watcher(slot* s) noexcept {

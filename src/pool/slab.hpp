@@ -73,6 +73,7 @@ struct slot : completion {
   bool watching = false;     // the watcher is in the kernel
   bool unwatching = false;   // its cancel is in flight
   bool peer_event = false;   // the watcher fired while the connection was out
+  bool watch_queued = false; // idle, its watcher to be armed at the end of the turn
   slot* prev = nullptr;      // idle stack links; `next` also links the free list
   slot* next = nullptr;
 };
@@ -212,7 +213,7 @@ class pool_core {
     s->state = slot_state::idle;
     slab.push_idle(s);
     // A watcher whose cancel is still in flight re-arms when that completes (slot_cqe).
-    if (!s->watching) arm_watcher(s);
+    if (!s->watching) watch_at_turn_end(s);
     if (!sweeper_.armed) arm_sweeper();
   }
   /// Closes the connection of `s` (idle or active): cancel its watcher, IORING_OP_CLOSE; the
@@ -244,6 +245,16 @@ class pool_core {
  private:
   endpoint_slab& slab_lookup(const endpoint& ep);
   void arm_watcher(slot* s) noexcept;
+  // Idle watchers are armed once the turn's tasks have run, just before the ring is entered:
+  // a connection released and taken again in the same turn (a busy proxy's common case) then
+  // costs no watcher and no cancel, and the kernel sees the same thing it would otherwise.
+  void watch_at_turn_end(slot* s) {
+    if (s->watch_queued) return;
+    s->watch_queued = true;
+    to_watch_.push_back(s);
+    shard_->at_turn_end(&watch_hook_);
+  }
+  static void arm_queued_watchers(shard_core::turn_hook* h) noexcept;
   void unwatch(slot* s) noexcept;
   void slot_cqe(slot* s, unsigned role, int res) noexcept;
   void freed(slot* s) noexcept;
@@ -268,6 +279,11 @@ class pool_core {
     bool removing = false;
   } sweeper_;
   std::uint64_t outstanding_ = 0;  // CQEs owed to this pool (slots and sweeper)
+  shard_core* shard_ = &shard_core::current();
+  struct watch_hook : shard_core::turn_hook {
+    pool_core* core = nullptr;
+  } watch_hook_;
+  std::vector<slot*> to_watch_;
   friend struct pool_access;
 };
 

@@ -87,15 +87,18 @@ result<std::size_t> send_op::await_resume() const noexcept {
   return static_cast<std::size_t>(res());
 }
 
-recv_op::recv_op(int fd, std::span<std::byte> buffer, int flags, op_timeout timeout) noexcept
+recv_op::recv_op(int fd, std::span<std::byte> buffer, int flags, op_timeout timeout,
+                 bool poll_first) noexcept
     : io_op(&recv_op::prep, timeout),
       data_(buffer.data()),
       size_(buffer.size()),
       fd_(fd),
-      flags_(flags) {}
+      flags_(flags),
+      poll_first_(poll_first) {}
 void recv_op::prep(io_op& op, io_uring_sqe& sqe) noexcept {
   auto& s = self<recv_op>(op);
   io_uring_prep_recv(&sqe, s.fd_, s.data_, s.size_, s.flags_);
+  if (s.poll_first_) sqe.ioprio |= IORING_RECVSEND_POLL_FIRST;
 }
 result<std::size_t> recv_op::await_resume() const noexcept {
   if (res() < 0) return fail(error(make_error_code(errc::timed_out)));

@@ -150,6 +150,22 @@ std::size_t shard_core::run_ready() {
   return n;
 }
 
+void shard_core::run_turn_hooks() noexcept {
+  if (turn_hooks_.empty()) return;
+  running_hooks_.swap(turn_hooks_);  // a hook may queue itself again, for the next turn
+  for (turn_hook* h : running_hooks_) {
+    h->queued = false;
+    h->run(h);
+  }
+  running_hooks_.clear();
+}
+
+void shard_core::drop_turn_hook(turn_hook* h) noexcept {
+  if (!h->queued) return;
+  std::erase(turn_hooks_, h);
+  h->queued = false;
+}
+
 shard_core::loop_guard::loop_guard(shard_core& s, const char* who) : flag(s.in_loop_) {
   if (flag) {
     throw std::logic_error(std::string("conpool::shard::") + who +
@@ -168,6 +184,7 @@ bool shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
     ++counters_.turns;
     run_ready();
     if (h.done()) break;
+    run_turn_hooks();
     const bool to_submit = io_uring_sq_ready(&ring_) > 0;
     if (ready_.empty() && stash_.empty()) {
       if (!to_submit && inflight_ == 0 && receivers_ == 0 && external_ == 0) return false;
@@ -201,6 +218,7 @@ std::size_t shard_core::poll() {
     enter(false);
     handled += reap();
     handled += run_ready();
+    run_turn_hooks();
     if (ready_.empty() && io_uring_sq_ready(&ring_) == 0 && stash_.empty()) {
       rethrow_spawn_error();
       return handled;

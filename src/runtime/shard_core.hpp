@@ -70,6 +70,21 @@ class shard_core {
   /// Runs `h` in a later turn (FIFO).
   void schedule(std::coroutine_handle<> h) { ready_.push(h); }
 
+  /// Work for the end of this turn: once the ready tasks have run, before the ring is entered.
+  /// SQEs prepared then reach the kernel at the same enter as if prepared earlier, so a hook
+  /// can wait to see whether they are still needed (the pool arms idle watchers this way).
+  struct turn_hook {
+    void (*run)(turn_hook*) noexcept = nullptr;
+    bool queued = false;
+  };
+  void at_turn_end(turn_hook* h) {
+    if (h->queued) return;
+    h->queued = true;
+    turn_hooks_.push_back(h);
+  }
+  /// Forgets `h` (its owner is going away).
+  void drop_turn_hook(turn_hook* h) noexcept;
+
   /// Runs until `h` is done (true), or until nothing can ever wake it (false: a deadlock).
   bool drive(std::coroutine_handle<> h, promise_base& p);
   [[noreturn]] static void throw_deadlock();
@@ -110,6 +125,7 @@ class shard_core {
   void deliver(message m);
   std::size_t reap() noexcept;
   std::size_t run_ready();
+  void run_turn_hooks() noexcept;
   void enter(bool wait) noexcept;
   void stash_cqes() noexcept;
   void drain_spawned() noexcept;
@@ -129,6 +145,8 @@ class shard_core {
   std::exception_ptr spawn_error_;
   cancel_node root_{nullptr};
   ring_buffer<std::coroutine_handle<>> ready_{256};
+  std::vector<turn_hook*> turn_hooks_;
+  std::vector<turn_hook*> running_hooks_;
   ring_buffer<message> inbox_{16};
   io::msg_receive_op* receivers_head_ = nullptr;
   io::msg_receive_op* receivers_tail_ = nullptr;

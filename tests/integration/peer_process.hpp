@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// A real server (nginx, redis-server) started by a test: its own temporary directory, an
-// ephemeral loopback port, stopped (SIGTERM, reaped) when the test ends.
+// A real server (nginx, redis-server, postgres) started by a test: its own temporary directory,
+// an ephemeral loopback port, stopped (SIGTERM, reaped) when the test ends.
 
+#include <grp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,14 +43,33 @@ inline std::uint16_t free_port() {
   return p.address.port();
 }
 
+/// A user and group to run a server as (postgres refuses to run as root).
+struct run_as {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
 class peer_process {
  public:
-  /// Starts `argv` (argv[0] a full path) and waits until 127.0.0.1:`port` accepts.
-  peer_process(std::vector<std::string> argv, std::uint16_t port) : port_(port) {
+  /// Starts `argv` (argv[0] a full path), as `user` when given, and waits until
+  /// 127.0.0.1:`port` accepts.
+  peer_process(std::vector<std::string> argv, std::uint16_t port, std::optional<run_as> user = {})
+      : port_(port) {
     std::vector<char*> args;
     for (std::string& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
-    REQUIRE(::posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ) == 0);
+    if (user) {
+      pid_ = ::fork();  // posix_spawn cannot change the user
+      REQUIRE(pid_ >= 0);
+      if (pid_ == 0) {  // only async-signal-safe calls until exec
+        if (::setgroups(0, nullptr) == 0 && ::setgid(user->gid) == 0 && ::setuid(user->uid) == 0) {
+          ::execve(args[0], args.data(), environ);
+        }
+        ::_exit(127);
+      }
+    } else {
+      REQUIRE(::posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ) == 0);
+    }
     // No event says "listening" for every server: poll with a bounded connect loop.
     const socket_address to = socket_address::loopback(port_);
     for (int i = 0; i < 2500; ++i) {
@@ -86,6 +107,47 @@ struct temp_dir {
     path = tmpl;
   }
   ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+/// nginx on an ephemeral port with one worker, answering "hello from nginx\n" at every path and
+/// closing a connection after `keepalive_requests`; its access log is `log()`. Start it only
+/// where `find_program("nginx")` found it.
+struct nginx_server {
+  temp_dir dir;
+  std::uint16_t port = free_port();
+  std::optional<peer_process> process;
+  nginx_server(const std::string& nginx, int keepalive_requests) {
+    const std::string d = dir.path.string();
+    std::ofstream(dir.path / "nginx.conf")
+        << "daemon off; master_process off; worker_processes 1;\n"
+        << "pid " << d << "/nginx.pid; error_log " << d << "/error.log;\n"
+        << "events { worker_connections 1024; }\n"
+        << "http { access_log " << d << "/access.log; client_body_temp_path " << d
+        << "; proxy_temp_path " << d << "; fastcgi_temp_path " << d << "; uwsgi_temp_path " << d
+        << "; scgi_temp_path " << d << ";\n  keepalive_requests " << keepalive_requests
+        << "; keepalive_timeout 60s;\n"
+        << "  server { listen 127.0.0.1:" << port
+        << "; location / { return 200 \"hello from nginx\\n\"; } } }\n";
+    process.emplace(
+        std::vector<std::string>{nginx, "-e", d + "/error.log", "-p", d, "-c", d + "/nginx.conf"},
+        port);
+  }
+  [[nodiscard]] std::filesystem::path log() const { return dir.path / "access.log"; }
+  [[nodiscard]] endpoint where() const { return {"127.0.0.1", port}; }
+};
+
+/// redis-server on an ephemeral port, nothing persisted. Start it only where
+/// `find_program("redis-server")` found it.
+struct redis_server {
+  temp_dir dir;
+  std::uint16_t port = free_port();
+  peer_process process;
+  explicit redis_server(const std::string& redis)
+      : process({redis, "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", dir.path.string(), "--logfile",
+                 (dir.path / "redis.log").string()},
+                port) {}
+  [[nodiscard]] endpoint where() const { return {"127.0.0.1", port}; }
 };
 
 }  // namespace conpool::testing

@@ -112,19 +112,7 @@ TEST_CASE("servers: nginx keep-alive: reused until nginx closes after 3 requests
   }
   testing::for_each_ring_mode([&](ring_mode m) {
     fd_leak_check leaks;
-    testing::temp_dir dir;
-    const std::uint16_t port = testing::free_port();
-    const std::string d = dir.path.string();
-    std::ofstream(dir.path / "nginx.conf")
-        << "daemon off; master_process off; worker_processes 1;\n"
-        << "pid " << d << "/nginx.pid; error_log " << d << "/error.log;\n"
-        << "events { worker_connections 64; }\n"
-        << "http { access_log off; client_body_temp_path " << d << "; proxy_temp_path " << d
-        << "; fastcgi_temp_path " << d << "; uwsgi_temp_path " << d << "; scgi_temp_path " << d
-        << ";\n  keepalive_requests 3; keepalive_timeout 60s;\n"
-        << "  server { listen 127.0.0.1:" << port
-        << "; location / { return 200 \"hello from nginx\\n\"; } } }\n";
-    peer_process server({nginx, "-e", d + "/error.log", "-p", d, "-c", d + "/nginx.conf"}, port);
+    testing::nginx_server server(nginx, 3);
     shard s({.mode = m});
     s.run([](endpoint ep) -> task<void> {
       pool p;
@@ -153,12 +141,7 @@ TEST_CASE("servers: redis-server: PING health check, SET and GET over one pooled
   }
   testing::for_each_ring_mode([&](ring_mode m) {
     fd_leak_check leaks;
-    testing::temp_dir dir;
-    const std::uint16_t port = testing::free_port();
-    peer_process server(
-        {redis, "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", dir.path.string(), "--logfile", (dir.path / "redis.log").string()},
-        port);
+    testing::redis_server server(redis);
     shard s({.mode = m});
     s.run([](endpoint ep) -> task<void> {
       int pings = 0;

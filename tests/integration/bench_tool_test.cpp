@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+// conpool-bench as its users run it: a short smoke of the presets with both reports, a run
+// against a real echo server, its errors, and (where installed) the comparisons with wrk and
+// redis-benchmark. No figure is asserted: speed is measured, not tested.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "../support/support.hpp"
+#include "echo_server.hpp"
+#include "peer_process.hpp"
+#include "process.hpp"
+
+using namespace conpool;
+using bench::run_program;
+
+namespace {
+
+std::string tool() {
+  const char* path = std::getenv("CONPOOL_BENCH");
+  REQUIRE_MESSAGE(path != nullptr, "CONPOOL_BENCH names the conpool-bench binary (meson test)");
+  return path;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("conpool-bench: two presets, pooled and fresh, with the JSON and HTML reports") {
+  testing::temp_dir dir;
+  const std::string json = (dir.path / "report.json").string();
+  const std::string html = (dir.path / "report.html").string();
+  const bench::program_result r = run_program({tool(), "--preset", "high_reuse,constrained_pool",
+                                                 "--min-time", "0", "--quiet", "--json", json,
+                                                 "--html", html});
+  INFO(r.out, r.err);
+  REQUIRE(r.status == 0);
+  // A row per preset and mode, no errors, the speedup printed on the pooled rows.
+  for (const char* row : {"high_reuse", "constrained_pool"}) {
+    CHECK(r.out.find(std::string(row)) != std::string::npos);
+  }
+  CHECK(r.out.find("pooled") != std::string::npos);
+  CHECK(r.out.find("fresh") != std::string::npos);
+  CHECK(r.out.find("x\n") != std::string::npos);
+  CHECK(r.out.find("first error") == std::string::npos);
+
+  const std::string j = slurp(json);
+  for (const char* key : {"\"command\"", "\"machine\"", "\"kernel\"", "\"requests_per_s\"",
+                          "\"pooled_over_fresh\"", "\"p99_9\"", "\"histogram\"", "\"timeline\""}) {
+    CHECK_MESSAGE(j.find(key) != std::string::npos, key);
+  }
+  // high_reuse: 2 servers x 20 clients x 50 messages, every one checked.
+  CHECK(j.find("\"requests\": 2000,") != std::string::npos);
+  CHECK(j.find("\"errors\": 0,") != std::string::npos);
+  CHECK(j.find("\"errors\": 1") == std::string::npos);
+
+  const std::string h = slurp(html);
+  CHECK(h.starts_with("<!doctype html>"));
+  CHECK(h.find("<svg") != std::string::npos);
+  CHECK(h.find("Latency over time") != std::string::npos);
+  // Self-contained: nothing to fetch.
+  CHECK(h.find("src=") == std::string::npos);
+  CHECK(h.find("href=") == std::string::npos);
+}
+
+TEST_CASE("conpool-bench: --target tcp:// against a real echo server, pooled and fresh") {
+  bench::echo_server server(1);
+  const std::string target = "tcp://127.0.0.1:" + std::to_string(server.ports()[0]);
+  const bench::program_result r =
+      run_program({tool(), "--target", target, "--connections", "4", "--requests", "400",
+                   "--size", "1000", "--mode", "both", "--quiet"});
+  INFO(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find(target) != std::string::npos);
+  CHECK(r.out.find("pooled") != std::string::npos);
+  CHECK(r.out.find("fresh") != std::string::npos);
+  CHECK(r.out.find("first error") == std::string::npos);
+}
+
+TEST_CASE("conpool-bench: a refused target fails the run with the system's reason") {
+  testing::refusing_port closed;
+  const bench::program_result r = run_program(
+      {tool(), "--target", "tcp://127.0.0.1:" + std::to_string(closed.address.port()),
+       "--requests", "3", "--connections", "1", "--quiet"});
+  CHECK(r.status == 1);
+  CHECK(r.out.find("first error: Connection refused") != std::string::npos);
+}
+
+TEST_CASE("conpool-bench: bad options are named, before any I/O") {
+  struct bad_case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<bad_case> cases = {
+      {{"--connections", "0"}, "--connections 0: out of range"},
+      {{"--preset", "nope"}, "--preset nope: no such preset"},
+      {{"--target", "ftp://h:21"}, "scheme must be tcp://, http:// or redis://"},
+      {{"--target", "tcp://127.0.0.1"}, "no port"},
+      {{"--compare", "wrk"}, "--compare wrk: needs a --target"},
+      {{"--target", "redis://127.0.0.1:1", "--compare", "wrk"}, "http:// targets only"},
+      {{"--size", "big"}, "--size big: not a number"},
+      {{"--frobnicate"}, "unknown option --frobnicate"},
+  };
+  for (const bad_case& c : cases) {
+    std::vector<std::string> argv = {tool()};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    const bench::program_result r = run_program(argv);
+    INFO(c.message, " / ", r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(c.message) != std::string::npos);
+  }
+  const bench::program_result help = run_program({tool(), "--help"});
+  CHECK(help.status == 0);
+  CHECK(help.out.find("--compare PEER") != std::string::npos);
+}
+
+TEST_CASE("conpool-bench: --target http:// against nginx, and --compare wrk") {
+  const std::string nginx = testing::find_program("nginx");
+  if (nginx.empty()) {
+    MESSAGE("nginx is not installed: skipped");
+    return;
+  }
+  testing::nginx_server server(nginx, 1000);
+  const std::string target = "http://127.0.0.1:" + std::to_string(server.port) + "/";
+  const bench::program_result r = run_program({tool(), "--target", target, "--connections", "8",
+                                                 "--duration", "1", "--compare", "wrk", "--quiet"});
+  INFO(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("first error") == std::string::npos);
+  if (testing::find_program("wrk").empty()) {
+    CHECK(r.out.find("wrk is not installed") != std::string::npos);  // named, not fatal
+  } else {
+    CHECK(r.out.find("conpool / wrk: ") != std::string::npos);
+  }
+}
+
+TEST_CASE("conpool-bench: --target redis:// GET and SET, and --compare redis-benchmark") {
+  const std::string redis = testing::find_program("redis-server");
+  if (redis.empty()) {
+    MESSAGE("redis-server is not installed: skipped");
+    return;
+  }
+  testing::redis_server server(redis);
+  const std::string target = "redis://127.0.0.1:" + std::to_string(server.port);
+  const bench::program_result set = run_program({tool(), "--target", target, "--redis-op", "set",
+                                                   "--requests", "500", "--size", "100", "--quiet"});
+  INFO(set.out, set.err);
+  CHECK(set.status == 0);
+  const bench::program_result get =
+      run_program({tool(), "--target", target, "--requests", "2000", "--connections", "8",
+                   "--compare", "redis-benchmark", "--quiet"});
+  INFO(get.out, get.err);
+  REQUIRE(get.status == 0);
+  if (testing::find_program("redis-benchmark").empty()) {
+    CHECK(get.out.find("redis-benchmark is not installed") != std::string::npos);
+  } else {
+    CHECK(get.out.find("conpool / redis-benchmark: ") != std::string::npos);
+  }
+}

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+#include "options.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <iostream>
+#include <stdexcept>
+#include <string_view>
+
+namespace conpool::bench {
+namespace {
+
+constexpr std::string_view usage = R"(usage: conpool-bench [options]
+
+With no options: starts an io_uring echo server on its own thread and runs the six presets,
+each through the pool and with a fresh connection per message, then prints a table.
+
+  --preset NAME[,NAME]  high_reuse, many_endpoints, high_concurrency, large_messages,
+                        constrained_pool, burst_traffic, extended, or all (the six)
+  --mode M              pooled, fresh or both (presets: both; --target: pooled)
+  --min-time S          repeat a preset's workload until S seconds have passed (1)
+  --target URL          a real server: tcp://host:port (echo), http://host:port/path
+                        (HTTP/1.1 keep-alive GET), redis://host:port (GET or SET)
+  --connections N       concurrent connections against --target (50)
+  --duration S          seconds per --target run (5)
+  --requests N          stop a --target run after N requests instead
+  --size B              message bytes, or the Redis value's (64)
+  --redis-op get|set    the Redis command (get)
+  --compare PEER        also run wrk (http://) or redis-benchmark (redis://) against the
+                        same server, same connections and duration, and print the ratio
+  --json FILE           every figure, the machine and the command, as JSON
+  --html FILE           a self-contained page with charts
+  --quiet               no progress bar
+  --help                this text
+)";
+
+const std::vector<preset> all_presets = {
+    {"high_reuse", 2, 20, 50, 10, 32, 3},
+    {"many_endpoints", 10, 10, 10, 50, 64, 5},
+    {"high_concurrency", 3, 100, 5, 100, 64, 20},
+    {"large_messages", 3, 20, 20, 30, 1024, 10},
+    {"constrained_pool", 2, 50, 10, 50, 64, 2},
+    {"burst_traffic", 5, 200, 2, 100, 32, 15},
+    {"extended", 30, 1000, 100, 500, 128, 50},
+};
+
+[[noreturn]] void bad(std::string_view option, std::string_view value, std::string_view why) {
+  std::string what(option);
+  if (!value.empty()) what.append(" ").append(value);
+  throw std::invalid_argument(what + ": " + std::string(why));
+}
+
+template <class T>
+T number(std::string_view option, std::string_view text, T low, T high) {
+  T v{};
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || p != text.data() + text.size()) bad(option, text, "not a number");
+  if (!(v >= low && v <= high)) {
+    bad(option, text, "out of range " + std::to_string(low) + ".." + std::to_string(high));
+  }
+  return v;
+}
+
+void add_presets(options& o, std::string_view list) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    const std::string_view name = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    if (name == "all") {
+      o.runs.insert(o.runs.end(), all_presets.begin(), all_presets.end() - 1);
+      continue;
+    }
+    bool found = false;
+    for (const preset& p : all_presets) {
+      if (p.name == name) {
+        o.runs.push_back(p);
+        found = true;
+      }
+    }
+    if (!found) bad("--preset", name, "no such preset (see --help)");
+  }
+}
+
+}  // namespace
+
+const std::vector<preset>& presets() { return all_presets; }
+
+std::optional<options> parse_options(int argc, char** argv) {
+  options o;
+  for (int i = 0; i < argc; ++i) o.command += (i ? " " : "") + std::string(argv[i]);
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view opt = argv[i];
+    if (opt == "--help" || opt == "-h") {
+      std::cout << usage;
+      return std::nullopt;
+    }
+    if (opt == "--quiet") {
+      o.quiet = true;
+      continue;
+    }
+    static constexpr std::string_view with_value[] = {
+        "--preset", "--mode",     "--min-time", "--target", "--connections", "--duration",
+        "--requests", "--size", "--redis-op", "--compare", "--json",        "--html"};
+    if (std::find(std::begin(with_value), std::end(with_value), opt) == std::end(with_value)) {
+      throw std::invalid_argument("unknown option " + std::string(opt) + " (see --help)");
+    }
+    if (i + 1 >= argc) bad(opt, "", "needs a value (see --help)");
+    const std::string_view v = argv[++i];
+    if (opt == "--preset") {
+      add_presets(o, v);
+    } else if (opt == "--mode") {
+      if (v == "pooled") o.run_mode = mode::pooled;
+      else if (v == "fresh") o.run_mode = mode::fresh;
+      else if (v == "both") o.run_mode = mode::both;
+      else bad(opt, v, "expected pooled, fresh or both");
+    } else if (opt == "--min-time") {
+      o.min_time = number<double>(opt, v, 0.0, 3600.0);
+    } else if (opt == "--target") {
+      o.target = clients::url::parse(v);
+      if (o.target->scheme != "tcp" && o.target->scheme != "http" && o.target->scheme != "redis") {
+        bad(opt, v, "scheme must be tcp://, http:// or redis://");
+      }
+    } else if (opt == "--connections") {
+      o.connections = number<int>(opt, v, 1, 100000);
+    } else if (opt == "--duration") {
+      o.duration = number<double>(opt, v, 0.01, 86400.0);
+    } else if (opt == "--requests") {
+      o.requests = number<std::uint64_t>(opt, v, 1, UINT64_MAX);
+    } else if (opt == "--size") {
+      o.size = number<int>(opt, v, 1, 64 << 20);
+    } else if (opt == "--redis-op") {
+      if (v != "get" && v != "set") bad(opt, v, "expected get or set");
+      o.redis_op = std::string(v);
+    } else if (opt == "--compare") {
+      if (v != "wrk" && v != "redis-benchmark") bad(opt, v, "expected wrk or redis-benchmark");
+      o.compare = std::string(v);
+    } else if (opt == "--json") {
+      o.json = std::string(v);
+    } else if (opt == "--html") {
+      o.html = std::string(v);
+    }
+  }
+  if (o.target && !o.runs.empty()) {
+    throw std::invalid_argument("--preset and --target: one or the other");
+  }
+  if (o.compare) {
+    if (!o.target) bad("--compare", *o.compare, "needs a --target");
+    const std::string want = *o.compare == "wrk" ? "http" : "redis";
+    if (o.target->scheme != want) {
+      bad("--compare", *o.compare, "compares against " + want + ":// targets only");
+    }
+  }
+  if (!o.target && o.runs.empty()) add_presets(o, "all");
+  return o;
+}
+
+}  // namespace conpool::bench

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// The runs: a preset against the embedded echo server, or a real server (--target), through
+// the pool or with a fresh connection per request. "Fresh" is the same pool with
+// max_connection_uses = 1: the same code path, each connection opened for one request and
+// closed after it, so the difference measured is reuse alone.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <conpool/task.hpp>
+
+#include "latency.hpp"
+#include "options.hpp"
+#include "progress.hpp"
+
+namespace conpool::bench {
+
+struct run_result {
+  std::string name;    ///< the preset's, or the target's URL
+  std::string mode;    ///< "pooled" or "fresh"
+  std::string detail;  ///< the workload in words
+  std::uint64_t requests = 0;  ///< completed and checked
+  std::uint64_t errors = 0;
+  std::uint64_t created = 0;  ///< connections opened
+  std::uint64_t reused = 0;   ///< idle connections handed out again
+  int rounds = 0;             ///< times a preset's workload ran
+  int concurrency = 0;
+  double seconds = 0;
+  std::string first_error;  ///< what the first failed request said
+  std::vector<sample> samples;
+
+  [[nodiscard]] double per_s() const {
+    return seconds > 0 ? static_cast<double>(requests) / seconds : 0;
+  }
+};
+
+/// Runs `p` against the echo server's `ports` until `o.min_time` has passed (at least once).
+task<run_result> run_preset(const preset& p, bool pooled, std::vector<std::uint16_t> ports,
+                            const options& o, progress& bar);
+
+/// Runs `o.connections` workers against `o.target` for `o.duration` or `o.requests`.
+task<run_result> run_target(const options& o, bool pooled, progress& bar);
+
+}  // namespace conpool::bench
