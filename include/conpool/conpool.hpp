@@ -21,3 +21,4 @@
 #include <conpool/shard.hpp>
 #include <conpool/stats.hpp>
 #include <conpool/task.hpp>
+#include <conpool/tls.hpp>

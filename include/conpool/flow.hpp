@@ -13,7 +13,9 @@
 ///   result<void> r = co_await f->read_exact(pong);
 
 #include <cstddef>
+#include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include <conpool/address.hpp>
@@ -23,12 +25,17 @@
 
 namespace conpool {
 
+class tls_context;
+namespace detail {
+class tls_stream;
+}
+
 class flow {
  public:
   /// No socket.
-  flow() noexcept = default;
+  flow() noexcept;
   /// Adopts a connected socket.
-  explicit flow(int fd) noexcept : fd_(fd) {}
+  explicit flow(int fd) noexcept;
   flow(flow&& other) noexcept;
   flow& operator=(flow&& other) noexcept;
   flow(const flow&) = delete;
@@ -51,14 +58,31 @@ class flow {
   task<result<void>> write_all(std::span<const std::byte> bytes);
   /// `write_all` of a string's bytes.
   task<result<void>> write_all(std::string_view text);
-  /// Closes the socket through io_uring. Closing is never cut half-way by a cancel.
+  /// Closes the socket through io_uring (after a TLS close_notify). Closing is never cut
+  /// half-way by a cancel.
   task<result<void>> close();
+
+  /// Runs the TLS client handshake over this connection with `ctx`, sending `server_name` as
+  /// SNI and verifying the certificate against it (unless `ctx` skips verification); from then
+  /// on reads and writes are TLS. Errors: errc::tls_verify_failed, errc::tls_handshake_failed
+  /// (`tls_reason()` has wolfSSL's words), the socket's, operation_canceled.
+  task<result<void>> start_tls(const tls_context& ctx, std::string server_name);
+  /// True once start_tls has begun.
+  [[nodiscard]] bool is_tls() const noexcept { return tls_ != nullptr; }
+  /// The protocol the server chose by ALPN; empty without TLS or ALPN.
+  [[nodiscard]] std::string tls_alpn() const;
+  /// The TLS handshake resumed an earlier session.
+  [[nodiscard]] bool tls_resumed() const noexcept;
+  /// wolfSSL's words for the last TLS failure; empty when none.
+  [[nodiscard]] std::string tls_reason() const;
   /// Gives up ownership of the socket, returning it.
   int release() noexcept;
 
  private:
+  friend struct detail_flow_access;
   int fd_ = -1;
   bool wrote_ = false;  // the last operation was a write: the next read polls first
+  std::unique_ptr<detail::tls_stream> tls_;
 };
 
 /// Connects a TCP socket to `to` (TCP_NODELAY set: pooled request/response traffic wants no

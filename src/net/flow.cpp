@@ -2,21 +2,41 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include <stdexcept>
 #include <utility>
 
 #include <conpool/cancel.hpp>
 #include <conpool/flow.hpp>
+#include <conpool/tls.hpp>
+
+#include "conpool_config.h"
+#if CONPOOL_HAVE_TLS
+#include "tls_stream.hpp"
+#endif
 
 namespace conpool {
 
+#if !CONPOOL_HAVE_TLS
+namespace detail {
+// Never made without TLS; complete only so that flow's unique_ptr can be destroyed.
+class tls_stream {};
+}  // namespace detail
+#endif
+
+flow::flow() noexcept = default;
+flow::flow(int fd) noexcept : fd_(fd) {}
+
 flow::flow(flow&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), wrote_(std::exchange(other.wrote_, false)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      wrote_(std::exchange(other.wrote_, false)),
+      tls_(std::move(other.tls_)) {}
 
 flow& flow::operator=(flow&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
     wrote_ = std::exchange(other.wrote_, false);
+    tls_ = std::move(other.tls_);
   }
   return *this;
 }
@@ -28,6 +48,9 @@ flow::~flow() {
 int flow::release() noexcept { return std::exchange(fd_, -1); }
 
 task<result<std::size_t>> flow::read_some(std::span<std::byte> buffer) {
+#if CONPOOL_HAVE_TLS
+  if (tls_) co_return co_await tls_->read_some(fd_, buffer);
+#endif
   if (std::exchange(wrote_, false)) co_return co_await io::recv_reply(fd_, buffer);
   co_return co_await io::recv(fd_, buffer);
 }
@@ -35,7 +58,9 @@ task<result<std::size_t>> flow::read_some(std::span<std::byte> buffer) {
 task<result<void>> flow::read_exact(std::span<std::byte> buffer) {
   while (!buffer.empty()) {
     result<std::size_t> n;
-    if (std::exchange(wrote_, false)) {
+    if (tls_) {
+      n = co_await read_some(buffer);
+    } else if (std::exchange(wrote_, false)) {
       n = co_await io::recv_reply(fd_, buffer);
     } else {
       n = co_await io::recv(fd_, buffer);
@@ -48,6 +73,9 @@ task<result<void>> flow::read_exact(std::span<std::byte> buffer) {
 }
 
 task<result<void>> flow::write_all(std::span<const std::byte> bytes) {
+#if CONPOOL_HAVE_TLS
+  if (tls_) co_return co_await tls_->write_all(fd_, bytes);
+#endif
   while (!bytes.empty()) {
     result<std::size_t> n = co_await io::send(fd_, bytes);
     if (!n) co_return fail(n.error());
@@ -67,6 +95,9 @@ task<result<void>> close_fd(int fd) { co_return co_await io::close(fd); }
 
 task<result<void>> flow::close() {
   if (fd_ < 0) co_return result<void>{};
+#if CONPOOL_HAVE_TLS
+  if (tls_) co_await tls_->shutdown(fd_);  // close_notify first (a cancel may cut it short)
+#endif
   // Shielded: once started, a close runs to its end even if the caller is cancelled.
   co_return co_await shield(close_fd(std::exchange(fd_, -1)));
 }
@@ -81,5 +112,27 @@ task<result<flow>> connect(socket_address to, op_timeout timeout) {
   ::setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   co_return std::move(f);
 }
+
+#if CONPOOL_HAVE_TLS
+
+task<result<void>> flow::start_tls(const tls_context& ctx, std::string server_name) {
+  tls_ = std::make_unique<detail::tls_stream>(ctx, server_name, nullptr);
+  co_return co_await tls_->handshake(fd_);
+}
+std::string flow::tls_alpn() const { return tls_ ? tls_->alpn() : std::string(); }
+bool flow::tls_resumed() const noexcept { return tls_ && tls_->resumed(); }
+std::string flow::tls_reason() const { return tls_ ? tls_->reason() : std::string(); }
+
+#else
+
+task<result<void>> flow::start_tls(const tls_context&, std::string) {
+  throw std::logic_error("conpool::flow::start_tls: this conpool was built without TLS (-Dtls)");
+  co_return result<void>{};
+}
+std::string flow::tls_alpn() const { return {}; }
+bool flow::tls_resumed() const noexcept { return false; }
+std::string flow::tls_reason() const { return {}; }
+
+#endif
 
 }  // namespace conpool

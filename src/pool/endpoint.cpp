@@ -65,7 +65,8 @@ std::string endpoint::problem() const {
   if (port == 0) return name + ": port 0";
   if (tls) {
     // Refused outright until TLS flows exist: a TLS endpoint must never be dialled in plain.
-    return name + ": TLS endpoints are not supported yet (TLS comes with the wolfSSL flow)";
+    return name + ": TLS endpoints are not pooled yet (flow::start_tls works; the pool's TLS "
+                  "watchers come next)";
   }
   return {};
 }
