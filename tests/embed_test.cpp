@@ -24,7 +24,9 @@ TEST_CASE("embed: a plain epoll loop drives a shard's echo traffic to completion
       echoed = co_await testing::echo_server(l, 1);
     }(*l, echoed));
     s.spawn([](socket_address to, std::string& reply) -> task<void> {
-      REQUIRE(co_await sleep_for(1ms));  // a timer, woken through the eventfd too
+      // A timer, woken through the eventfd too; long enough that the host's first poll()
+      // cannot finish the whole exchange by itself, even on a slow sanitizer build.
+      REQUIRE(co_await sleep_for(50ms));
       result<flow> f = co_await connect(to, 1s);
       REQUIRE(f.has_value());
       for (int i = 0; i < 10; ++i) {

@@ -461,7 +461,7 @@ TEST_CASE("pool: bad config and bad endpoints are refused before any I/O, naming
     CHECK_THROWS_WITH(co_await p.acquire(endpoint{"", 80}), doctest::Contains("empty host"));
     CHECK_THROWS_WITH(co_await p.acquire(endpoint{"127.0.0.1", 0}), doctest::Contains("port 0"));
     endpoint tls = endpoint::parse("tls://127.0.0.1:443");
-    CHECK_THROWS_WITH(co_await p.acquire(tls), doctest::Contains("127.0.0.1:443 (tls)"));
+    CHECK_THROWS_WITH(co_await p.acquire(tls), doctest::Contains("127.0.0.1:443 (tls): TLS without a context"));
     CHECK(p.all_stats().empty());
   }());
 }

@@ -10,6 +10,7 @@
 #include <conpool/tls.hpp>
 
 #include "conpool_config.h"
+#include "flow_access.hpp"
 #if CONPOOL_HAVE_TLS
 #include "tls_stream.hpp"
 #endif
@@ -116,8 +117,14 @@ task<result<flow>> connect(socket_address to, op_timeout timeout) {
 #if CONPOOL_HAVE_TLS
 
 task<result<void>> flow::start_tls(const tls_context& ctx, std::string server_name) {
-  tls_ = std::make_unique<detail::tls_stream>(ctx, server_name, nullptr);
-  co_return co_await tls_->handshake(fd_);
+  return detail_flow_access::start_tls(*this, ctx, std::move(server_name), nullptr);
+}
+
+task<result<void>> detail_flow_access::start_tls(flow& f, const tls_context& ctx,
+                                                 std::string server_name,
+                                                 WOLFSSL_SESSION* resume) {
+  f.tls_ = std::make_unique<detail::tls_stream>(ctx, server_name, resume);
+  co_return co_await f.tls_->handshake(f.fd_);
 }
 std::string flow::tls_alpn() const { return tls_ ? tls_->alpn() : std::string(); }
 bool flow::tls_resumed() const noexcept { return tls_ && tls_->resumed(); }
@@ -128,6 +135,11 @@ std::string flow::tls_reason() const { return tls_ ? tls_->reason() : std::strin
 task<result<void>> flow::start_tls(const tls_context&, std::string) {
   throw std::logic_error("conpool::flow::start_tls: this conpool was built without TLS (-Dtls)");
   co_return result<void>{};
+}
+
+task<result<void>> detail_flow_access::start_tls(flow& f, const tls_context& ctx,
+                                                 std::string server_name, WOLFSSL_SESSION*) {
+  return f.start_tls(ctx, std::move(server_name));
 }
 std::string flow::tls_alpn() const { return {}; }
 bool flow::tls_resumed() const noexcept { return false; }

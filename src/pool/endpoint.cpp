@@ -64,9 +64,9 @@ std::string endpoint::problem() const {
   if (host.empty()) return name + ": empty host";
   if (port == 0) return name + ": port 0";
   if (tls) {
-    // Refused outright until TLS flows exist: a TLS endpoint must never be dialled in plain.
-    return name + ": TLS endpoints are not pooled yet (flow::start_tls works; the pool's TLS "
-                  "watchers come next)";
+    // Refused before any I/O: a TLS endpoint must never be dialled in plain.
+    if (!CONPOOL_HAVE_TLS) return name + ": TLS endpoint, but this conpool was built without TLS";
+    if (!tls->context) return name + ": TLS without a context (set tls->context)";
   }
   return {};
 }

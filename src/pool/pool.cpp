@@ -77,12 +77,21 @@ task<void> drained(endpoint_slab& slab) {
 // ---- opening ------------------------------------------------------------------------------------
 
 // Tries every address of the endpoint in turn; the last failure is the one reported.
-task<result<flow>> dial(detail::pool_core& core, const endpoint& ep) {
+// TLS endpoints then run the handshake (the same deadline covers both); a TLS failure is the
+// server's answer, not an address's, and ends the attempt.
+task<result<flow>> dial(detail::pool_core& core, detail::endpoint_slab& slab) {
+  const endpoint& ep = slab.ep;
   result<std::vector<socket_address>> addresses = co_await core.names.resolve(ep.host, ep.port);
   if (!addresses) co_return fail(addresses.error());
   std::error_code last;
   for (const socket_address& a : *addresses) {
     result<flow> f = co_await connect(a);
+    if (f && ep.tls) {
+      if (result<void> secured = co_await detail::tls_open(*f, slab); !secured) {
+        (void)co_await f->close();
+        co_return fail(secured.error());
+      }
+    }
     if (f) co_return std::move(*f);
     last = f.error();
     if (last == std::errc::operation_canceled) break;
@@ -202,9 +211,9 @@ task<result<flow>> pool::dial_bounded(slot* s) {
   detail::pool_core& core = *core_;
   result<flow> f;
   if (core.cfg.connect_timeout) {
-    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, s->slab->ep));
+    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab));
   } else {
-    f = co_await dial(core, s->slab->ep);
+    f = co_await dial(core, *s->slab);
   }
   if (!f && f.error() == errc::timed_out) co_return fail(errc::connect_timeout);
   co_return f;

@@ -28,6 +28,8 @@ endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap)
   }
 }
 
+endpoint_slab::~endpoint_slab() { tls_forget(*this); }
+
 slot* endpoint_slab::take_free() noexcept {
   slot* s = free_head;
   if (s != nullptr) {
@@ -183,9 +185,15 @@ void pool_core::arm_queued_watchers(shard_core::turn_hook* h) noexcept {
 void pool_core::arm_watcher(slot* s) noexcept {
   shard_core& shard = shard_core::current();
   io_uring_sqe* sqe = shard.sqe();
-  // A zero-length recv: stays pending while the connection is quiet; completes when the
-  // server sends bytes (0), closes (0) or resets (-ECONNRESET). It consumes nothing.
-  io_uring_prep_recv(sqe, s->flow.native_handle(), nullptr, 0, 0);
+  if (s->flow.is_tls()) {
+    // TLS: what arrives are records (tickets, alerts) that wolfSSL must see; slot_cqe judges.
+    const std::span<std::byte> buf = tls_watch_buffer(s->flow);
+    io_uring_prep_recv(sqe, s->flow.native_handle(), buf.data(), buf.size(), 0);
+  } else {
+    // A zero-length recv: stays pending while the connection is quiet; completes when the
+    // server sends bytes (0), closes (0) or resets (-ECONNRESET). It consumes nothing.
+    io_uring_prep_recv(sqe, s->flow.native_handle(), nullptr, 0, 0);
+  }
   io_uring_sqe_set_data64(sqe, user_data(s, static_cast<sqe_role>(slot::watch)));
   s->watching = true;
   ++s->pending;
@@ -216,9 +224,21 @@ void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
   if (role == slot::watch) {
     s->watching = false;
     s->unwatching = false;
-    // -ECANCELED: our own cancel (or a user's); anything else is the server speaking up: bytes,
-    // FIN or RST on a connection nobody asked it to use.
-    if (res != -ECANCELED) {
+    // A TLS watcher's bytes belong to the stream. Idle, they are judged: post-handshake
+    // records only (a NewSessionTicket) keep the connection; out on a lease, they wait there
+    // for the lease's reads, in order.
+    if (res > 0 && s->flow.is_tls() && s->state != slot_state::closing) {
+      const bool idle = s->state == slot_state::idle;
+      const tls_watch v = tls_absorb(s->flow, static_cast<std::size_t>(res), idle);
+      if (idle && v == tls_watch::quiet) {
+        tls_remember(*s->slab, s->flow);
+        arm_watcher(s);
+      } else if (idle) {
+        close(s, false);
+      }
+    } else if (res != -ECANCELED) {
+      // -ECANCELED: our own cancel (or a user's); anything else is the server speaking up:
+      // bytes, FIN or RST on a connection nobody asked it to use.
       if (s->state == slot_state::idle) {
         close(s, false);
       } else if (s->state == slot_state::active) {

@@ -22,6 +22,7 @@
 #include <conpool/stats.hpp>
 
 #include "resolver.hpp"
+#include "tls_glue.hpp"
 #include "shard_core.hpp"
 
 namespace conpool::detail {
@@ -101,6 +102,7 @@ enum class breaker_state : std::uint8_t { closed, open, half_open };
 class endpoint_slab {
  public:
   endpoint_slab(pool_core& core, endpoint ep, int capacity);
+  ~endpoint_slab();
   endpoint_slab(const endpoint_slab&) = delete;
   endpoint_slab& operator=(const endpoint_slab&) = delete;
 
@@ -116,6 +118,7 @@ class endpoint_slab {
   drain_waiters drained;
   int draining = 0;  // close_all_connections in progress: releases close
   endpoint_stats stats;
+  void* tls_session = nullptr;  // WOLFSSL_SESSION*: the last session, offered on a new connection
 
   // Circuit breaker (with_circuit_breaker).
   breaker_state breaker = breaker_state::closed;
@@ -199,6 +202,7 @@ class pool_core {
     endpoint_slab& slab = *s->slab;
     const auto now = loop_now();
     s->last_used = now;
+    if (s->flow.is_tls()) [[unlikely]] tls_remember(slab, s->flow);  // tickets came meanwhile
     if (closed || slab.draining > 0 || s->peer_event || expired(*s, now)) [[unlikely]] {
       close(s, false);
       return;

@@ -173,4 +173,18 @@ std::string tls_stream::alpn() const {
 
 WOLFSSL_SESSION* tls_stream::session() const noexcept { return wolfSSL_get1_session(ssl_); }
 
+void free_session(WOLFSSL_SESSION* s) noexcept {
+  if (s != nullptr) wolfSSL_SESSION_free(s);
+}
+
+tls_stream::verdict tls_stream::absorb(std::size_t n, bool judge) noexcept {
+  in_.insert(in_.end(), watch_.data(), watch_.data() + n);
+  if (!judge) return verdict::quiet;
+  char byte = 0;
+  const int ret = wolfSSL_read(ssl_, &byte, 1);
+  if (ret > 0) return verdict::spoke;  // application data nobody asked for
+  const int err = wolfSSL_get_error(ssl_, ret);
+  return err == WOLFSSL_ERROR_WANT_READ ? verdict::quiet : verdict::closed;
+}
+
 }  // namespace conpool::detail

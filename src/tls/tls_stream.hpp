@@ -5,6 +5,7 @@
 // below move those buffers through the shard's io_uring (recv / send), so TLS bytes travel
 // like every other byte.
 
+#include <array>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -48,8 +49,20 @@ class tls_stream {
   /// The protocol the server chose by ALPN; empty when none.
   [[nodiscard]] std::string alpn() const;
   /// The session to offer on the next connection (a new reference; free with
-  /// wolfSSL_SESSION_free), or null.
+  /// free_session), or null.
   [[nodiscard]] WOLFSSL_SESSION* session() const noexcept;
+
+  /// Where the pool's idle watcher receives for a TLS connection: unlike a plain one, its
+  /// bytes are records (tickets, key updates, alerts) that must go through wolfSSL.
+  [[nodiscard]] std::span<std::byte> watch_buffer() noexcept {
+    return std::as_writable_bytes(std::span(watch_));
+  }
+  enum class verdict { quiet, spoke, closed };
+  /// Takes `n` bytes the watcher received into the stream (they are the stream's, in order).
+  /// With `judge` (the connection is idle), processes them: only post-handshake records
+  /// (NewSessionTicket, KeyUpdate) is `quiet`; application data is `spoke`; close_notify or an
+  /// error is `closed`.
+  verdict absorb(std::size_t n, bool judge) noexcept;
 
  private:
   static int on_recv(WOLFSSL* ssl, char* buf, int size, void* self) noexcept;
@@ -64,6 +77,10 @@ class tls_stream {
   std::vector<char> out_;  // ciphertext wolfSSL produced, not yet sent
   bool eof_ = false;
   std::string reason_;
+  std::array<char, 1024> watch_{};
 };
+
+/// Releases a session from tls_stream::session (null is fine).
+void free_session(WOLFSSL_SESSION* s) noexcept;
 
 }  // namespace conpool::detail

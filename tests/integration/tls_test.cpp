@@ -49,7 +49,7 @@ struct pki {
     req({"-x509", "-keyout", "other-ca.key", "-out", "other-ca.pem", "-days", "30", "-subj",
          "/CN=nobody trusts me"});
     req({"-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", "-addext",
-         "subjectAltName=DNS:localhost,IP:127.0.0.1"});
+         "subjectAltName=DNS:localhost,DNS:conpool.test,IP:127.0.0.1"});
     req({"-keyout", "old.key", "-out", "old.csr", "-subj", "/CN=localhost", "-addext",
          "subjectAltName=DNS:localhost,IP:127.0.0.1"});
     req({"-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=conpool client"});
@@ -256,4 +256,80 @@ TEST_CASE("tls: mutual TLS works with the client certificate and fails without i
   CHECK((without.handshake || without.exchange));
   CHECK_FALSE(without.reason.empty());
   MESSAGE("without a client certificate: ", without.reason);
+}
+
+namespace {
+
+task<std::string> echo_line(pool& p, const endpoint& ep) {
+  result<connection> c = co_await p.acquire(ep);
+  REQUIRE_MESSAGE(c.has_value(), describe(c.error(), ep, "acquire"));
+  REQUIRE(co_await c->flow().write_all("pooled tls\n"));
+  std::string back(11, '\0');
+  REQUIRE(co_await c->flow().read_exact(std::as_writable_bytes(std::span(back))));
+  p.release(std::move(*c));
+  co_return back;
+}
+
+template <class Pred>
+task<bool> turns_until(Pred done) {
+  for (int i = 0; i < 2000 && !done(); ++i) (void)co_await sleep_for(1ms);
+  co_return done();
+}
+
+}  // namespace
+
+TEST_CASE("tls: pooled: tickets after the handshake keep it, reuse, resumption, eviction") {
+  if (!have_openssl()) return;
+  const pki& k = shared_pki();
+  fd_leak_check leaks;
+  auto ctx = tls_context::make({.ca_file = k.file("ca.pem")});
+  std::optional<tls_peer> server(std::in_place, k, "server.pem", "server.key");
+  const endpoint ep{"127.0.0.1", server->port, tls_config{ctx, "localhost"}};
+  shard s;
+  s.run([](const endpoint& ep, std::optional<tls_peer>& server) -> task<void> {
+    pool p;
+    // Opened and parked idle at once: the server's TLS 1.3 NewSessionTickets reach the idle
+    // watcher, which must take them as records, not as stray bytes.
+    REQUIRE(co_await p.warm_endpoint(ep, 1));
+    (void)co_await sleep_for(100ms);  // no event says "the tickets are in": give them time
+    CHECK(p.stats(ep).idle == 1);
+    CHECK(p.stats(ep).total_closed == 0);
+    for (int i = 0; i < 5; ++i) CHECK(co_await echo_line(p, ep) == "slt deloop\n");
+    CHECK(p.stats(ep).total_created == 1);
+    CHECK(p.stats(ep).total_reused == 5);
+
+    // A new connection to the endpoint resumes the session instead of a full handshake.
+    p.close_idle_connections(ep);
+    result<connection> c = co_await p.acquire(ep);
+    REQUIRE(c.has_value());
+    CHECK(p.stats(ep).total_created == 2);
+    CHECK(c->flow().tls_resumed());
+    p.release(std::move(*c));
+
+    // Another context, or another server name: another endpoint, never the same connections.
+    // (s_server serves one connection at a time: each is closed before the next is opened.)
+    p.close_idle_connections(ep);
+    auto other_ctx = tls_context::make(ep.tls->context->options());
+    const endpoint other{ep.host, ep.port, tls_config{other_ctx, "localhost"}};
+    const endpoint other_name{ep.host, ep.port, tls_config{ep.tls->context, "conpool.test"}};
+    CHECK(co_await echo_line(p, other) == "slt deloop\n");
+    p.close_idle_connections(other);
+    CHECK(co_await echo_line(p, other_name) == "slt deloop\n");  // the certificate has both
+    p.close_idle_connections(other_name);
+    CHECK(p.stats(other).total_created == 1);
+    CHECK(p.stats(other_name).total_created == 1);
+    CHECK(p.stats(ep).total_created == 2);
+    result<connection> third = co_await p.acquire(ep);  // a third, resumed again
+    REQUIRE(third.has_value());
+    CHECK(third->flow().tls_resumed());
+    p.release(std::move(*third));
+    CHECK(p.stats(ep).total_created == 3);
+
+    // The server goes away: its close reaches the idle watcher, which evicts the connection.
+    server.reset();
+    CHECK(co_await turns_until([&] { return p.stats(ep).idle == 0; }));
+    CHECK(p.stats(ep).total_closed == 3);
+    CHECK(p.stats(ep).errors == 0);
+    co_await p.close_pool();
+  }(ep, server));
 }
