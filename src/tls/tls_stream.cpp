@@ -52,24 +52,21 @@ tls_stream::tls_stream(const tls_context& ctx, const std::string& server_name,
                     WOLFSSL_ALPN_FAILED_ON_MISMATCH);
   }
   if (resume != nullptr) wolfSSL_set_session(ssl_, resume);
-  in_.reserve(read_chunk);
+  in_.resize(2 * read_chunk);
 }
 
 tls_stream::~tls_stream() { wolfSSL_free(ssl_); }
 
 int tls_stream::on_recv(WOLFSSL*, char* buf, int size, void* p) noexcept {
   auto& self = *static_cast<tls_stream*>(p);
-  const std::size_t have = self.in_.size() - self.in_begin_;
+  const std::size_t have = self.in_end_ - self.in_begin_;
   if (have == 0) {
     return self.eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
   }
   const std::size_t n = std::min(have, static_cast<std::size_t>(size));
   std::memcpy(buf, self.in_.data() + self.in_begin_, n);
   self.in_begin_ += n;
-  if (self.in_begin_ == self.in_.size()) {
-    self.in_.clear();
-    self.in_begin_ = 0;
-  }
+  if (self.in_begin_ == self.in_end_) self.in_begin_ = self.in_end_ = 0;
   return static_cast<int>(n);
 }
 
@@ -91,13 +88,22 @@ task<result<void>> tls_stream::flush(int fd) {
   co_return result<void>{};
 }
 
+char* tls_stream::room(std::size_t n) {
+  if (in_begin_ > 0) {
+    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+  if (in_.size() - in_end_ < n) in_.resize(in_end_ + n);
+  return in_.data() + in_end_;
+}
+
 task<result<void>> tls_stream::fill(int fd) {
-  const std::size_t old = in_.size();
-  in_.resize(old + read_chunk);
-  result<std::size_t> n =
-      co_await io::recv(fd, std::as_writable_bytes(std::span(in_.data() + old, read_chunk)));
-  in_.resize(old + (n ? *n : 0));
+  char* at = room(read_chunk);
+  result<std::size_t> n = co_await io::recv(
+      fd, std::as_writable_bytes(std::span(at, in_.size() - in_end_)));
   if (!n) co_return fail(n.error());
+  in_end_ += *n;
   if (*n == 0) eof_ = true;
   co_return result<void>{};
 }
@@ -178,7 +184,8 @@ void free_session(WOLFSSL_SESSION* s) noexcept {
 }
 
 tls_stream::verdict tls_stream::absorb(std::size_t n, bool judge) noexcept {
-  in_.insert(in_.end(), watch_.data(), watch_.data() + n);
+  std::memcpy(room(n), watch_.data(), n);
+  in_end_ += n;
   if (!judge) return verdict::quiet;
   char byte = 0;
   const int ret = wolfSSL_read(ssl_, &byte, 1);

@@ -72,8 +72,13 @@ class tls_stream {
   std::error_code failure(int ret, bool handshaking);
 
   WOLFSSL* ssl_ = nullptr;
-  std::vector<char> in_;  // ciphertext received, not yet taken by wolfSSL
+  // Ciphertext received, not yet taken by wolfSSL: in_[in_begin_, in_end_). Never shrunk, and
+  // grown only when full, so a receive does not pay for zeroing its buffer.
+  std::vector<char> in_;
   std::size_t in_begin_ = 0;
+  std::size_t in_end_ = 0;
+  // Room for `n` more bytes after in_end_ (compacting first).
+  char* room(std::size_t n);
   std::vector<char> out_;  // ciphertext wolfSSL produced, not yet sent
   bool eof_ = false;
   std::string reason_;

@@ -100,10 +100,10 @@ TEST_CASE("conpool-bench: bad options are named, before any I/O") {
   const std::vector<bad_case> cases = {
       {{"--connections", "0"}, "--connections 0: out of range"},
       {{"--preset", "nope"}, "--preset nope: no such preset"},
-      {{"--target", "ftp://h:21"}, "scheme must be tcp://, http:// or redis://"},
+      {{"--target", "ftp://h:21"}, "scheme must be tcp://, http://, redis://, tls:// or https://"},
       {{"--target", "tcp://127.0.0.1"}, "no port"},
       {{"--compare", "wrk"}, "--compare wrk: needs a --target"},
-      {{"--target", "redis://127.0.0.1:1", "--compare", "wrk"}, "http:// targets only"},
+      {{"--target", "redis://127.0.0.1:1", "--compare", "wrk"}, "http:// or https:// targets only"},
       {{"--size", "big"}, "--size big: not a number"},
       {{"--frobnicate"}, "unknown option --frobnicate"},
   };
@@ -162,4 +162,39 @@ TEST_CASE("conpool-bench: --target redis:// GET and SET, and --compare redis-ben
   } else {
     CHECK(get.out.find("conpool / redis-benchmark: ") != std::string::npos);
   }
+}
+
+TEST_CASE("conpool-bench: --target https:// against nginx with TLS: verified, pooled and fresh") {
+  const std::string nginx = testing::find_program("nginx");
+  const std::string openssl = testing::find_program("openssl");
+  if (nginx.empty() || openssl.empty()) {
+    MESSAGE("nginx or openssl is not installed: skipped");
+    return;
+  }
+  testing::temp_dir certs;
+  const std::string key = (certs.path / "key.pem").string();
+  const std::string cert = (certs.path / "cert.pem").string();
+  const bench::program_result made = run_program(
+      {openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+       "subjectAltName=DNS:localhost"});
+  REQUIRE_MESSAGE(made.status == 0, made.err);
+  testing::nginx_server server(nginx, 1000, std::pair{cert, key});
+  const std::string target = "https://127.0.0.1:" + std::to_string(server.port) + "/";
+
+  // Verified against the self-signed certificate, for the name it carries.
+  const bench::program_result ok =
+      run_program({tool(), "--target", target, "--ca-file", cert, "--sni", "localhost",
+                   "--connections", "4", "--requests", "200", "--mode", "both", "--quiet"});
+  INFO(ok.out, ok.err);
+  CHECK(ok.status == 0);
+  CHECK(ok.out.find("pooled") != std::string::npos);
+  CHECK(ok.out.find("fresh") != std::string::npos);
+  CHECK(ok.out.find("first error") == std::string::npos);
+
+  // Secure by default: without the CA the certificate does not verify.
+  const bench::program_result refused = run_program(
+      {tool(), "--target", target, "--sni", "localhost", "--requests", "3", "--quiet"});
+  CHECK(refused.status == 1);
+  CHECK(refused.out.find("first error: TLS peer verification failed") != std::string::npos);
 }

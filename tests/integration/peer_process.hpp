@@ -15,6 +15,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../support/support.hpp"
@@ -116,8 +117,13 @@ struct nginx_server {
   temp_dir dir;
   std::uint16_t port = free_port();
   std::optional<peer_process> process;
-  nginx_server(const std::string& nginx, int keepalive_requests) {
+  /// With `tls` (certificate and key files), the server speaks HTTPS.
+  nginx_server(const std::string& nginx, int keepalive_requests,
+               std::optional<std::pair<std::string, std::string>> tls = {}) {
     const std::string d = dir.path.string();
+    const std::string listen = tls ? " ssl; ssl_certificate " + tls->first +
+                                         "; ssl_certificate_key " + tls->second
+                                   : "";
     std::ofstream(dir.path / "nginx.conf")
         << "daemon off; master_process off; worker_processes 1;\n"
         << "pid " << d << "/nginx.pid; error_log " << d << "/error.log;\n"
@@ -126,7 +132,7 @@ struct nginx_server {
         << "; proxy_temp_path " << d << "; fastcgi_temp_path " << d << "; uwsgi_temp_path " << d
         << "; scgi_temp_path " << d << ";\n  keepalive_requests " << keepalive_requests
         << "; keepalive_timeout 60s;\n"
-        << "  server { listen 127.0.0.1:" << port
+        << "  server { listen 127.0.0.1:" << port << listen
         << "; location / { return 200 \"hello from nginx\\n\"; } } }\n";
     process.emplace(
         std::vector<std::string>{nginx, "-e", d + "/error.log", "-p", d, "-c", d + "/nginx.conf"},

@@ -21,7 +21,11 @@ each through the pool and with a fresh connection per message, then prints a tab
   --mode M              pooled, fresh or both (presets: both; --target: pooled)
   --min-time S          repeat a preset's workload until S seconds have passed (1)
   --target URL          a real server: tcp://host:port (echo), http://host:port/path
-                        (HTTP/1.1 keep-alive GET), redis://host:port (GET or SET)
+                        (HTTP/1.1 keep-alive GET), redis://host:port (GET or SET);
+                        tls://host:port (echo) and https://host:port/path over TLS
+  --ca-file FILE        CA certificates (PEM) for tls:// and https:// (default: the system's)
+  --sni NAME            the server name sent and verified (default: the target's host)
+  --insecure            INSECURE: do not verify the server's certificate
   --connections N       concurrent connections against --target (50)
   --duration S          seconds per --target run (5)
   --requests N          stop a --target run after N requests instead
@@ -99,9 +103,14 @@ std::optional<options> parse_options(int argc, char** argv) {
       o.quiet = true;
       continue;
     }
+    if (opt == "--insecure") {
+      o.insecure = true;
+      continue;
+    }
     static constexpr std::string_view with_value[] = {
         "--preset", "--mode",     "--min-time", "--target", "--connections", "--duration",
-        "--requests", "--size", "--redis-op", "--compare", "--json",        "--html"};
+        "--requests", "--size", "--redis-op", "--compare", "--json",        "--html",
+        "--ca-file",  "--sni"};
     if (std::find(std::begin(with_value), std::end(with_value), opt) == std::end(with_value)) {
       throw std::invalid_argument("unknown option " + std::string(opt) + " (see --help)");
     }
@@ -118,8 +127,10 @@ std::optional<options> parse_options(int argc, char** argv) {
       o.min_time = number<double>(opt, v, 0.0, 3600.0);
     } else if (opt == "--target") {
       o.target = clients::url::parse(v);
-      if (o.target->scheme != "tcp" && o.target->scheme != "http" && o.target->scheme != "redis") {
-        bad(opt, v, "scheme must be tcp://, http:// or redis://");
+      const std::string& scheme = o.target->scheme;
+      if (scheme != "tcp" && scheme != "http" && scheme != "redis" && scheme != "tls" &&
+          scheme != "https") {
+        bad(opt, v, "scheme must be tcp://, http://, redis://, tls:// or https://");
       }
     } else if (opt == "--connections") {
       o.connections = number<int>(opt, v, 1, 100000);
@@ -135,6 +146,10 @@ std::optional<options> parse_options(int argc, char** argv) {
     } else if (opt == "--compare") {
       if (v != "wrk" && v != "redis-benchmark") bad(opt, v, "expected wrk or redis-benchmark");
       o.compare = std::string(v);
+    } else if (opt == "--ca-file") {
+      o.ca_file = std::string(v);
+    } else if (opt == "--sni") {
+      o.sni = std::string(v);
     } else if (opt == "--json") {
       o.json = std::string(v);
     } else if (opt == "--html") {
@@ -146,9 +161,11 @@ std::optional<options> parse_options(int argc, char** argv) {
   }
   if (o.compare) {
     if (!o.target) bad("--compare", *o.compare, "needs a --target");
-    const std::string want = *o.compare == "wrk" ? "http" : "redis";
-    if (o.target->scheme != want) {
-      bad("--compare", *o.compare, "compares against " + want + ":// targets only");
+    const bool http = o.target->scheme == "http" || o.target->scheme == "https";
+    if (*o.compare == "wrk" ? !http : o.target->scheme != "redis") {
+      bad("--compare", *o.compare,
+          *o.compare == "wrk" ? "compares against http:// or https:// targets only"
+                              : "compares against redis:// targets only");
     }
   }
   if (!o.target && o.runs.empty()) add_presets(o, "all");

@@ -38,6 +38,9 @@ struct options {
   int size = 64;                        ///< --size
   std::string redis_op = "get";         ///< --redis-op
   std::optional<std::string> compare;   ///< --compare wrk|redis-benchmark
+  std::string ca_file;                  ///< --ca-file: CA to verify tls:// and https:// targets
+  std::optional<std::string> sni;       ///< --sni: server name (default: the target's host)
+  bool insecure = false;                ///< --insecure: no certificate verification
   std::optional<std::string> json;      ///< --json FILE
   std::optional<std::string> html;      ///< --html FILE
   bool quiet = false;                   ///< --quiet: no progress bar

@@ -245,9 +245,10 @@ task<run_result> run_target(const options& o, bool pooled, progress& bar) {
   out.name = u.to_string();
   out.mode = pooled ? "pooled" : "fresh";
   out.concurrency = o.connections;
-  const protocol proto = u.scheme == "http"    ? protocol::http
-                         : u.scheme == "redis" ? protocol::redis
-                                               : protocol::echo;
+  const bool secure = u.scheme == "tls" || u.scheme == "https";
+  const protocol proto = u.scheme == "http" || u.scheme == "https" ? protocol::http
+                         : u.scheme == "redis"                     ? protocol::redis
+                                                                   : protocol::echo;
   out.detail = std::to_string(o.connections) + " connections, " +
                (proto == protocol::http    ? "GET " + u.path
                 : proto == protocol::redis ? (o.redis_op == "get" ? "GET " : "SET ") +
@@ -255,6 +256,12 @@ task<run_result> run_target(const options& o, bool pooled, progress& bar) {
                                            : "echo " + std::to_string(o.size) + " B");
   pool pl(pool_config(pooled, pooled ? o.connections : o.connections * 2));
   target_state ts{endpoint(u.host, u.port), {}};
+  if (secure) {
+    // Verified by default, as everywhere in conpool; --insecure is the caller's explicit choice.
+    ts.ep.tls = tls_config{tls_context::make({.ca_file = o.ca_file,
+                                              .insecure_skip_verify = o.insecure}),
+                           o.sni};
+  }
   std::string request;
   if (proto == protocol::http) request = clients::http_get_request(u.authority(), u.path);
   if (proto == protocol::redis) {
