@@ -150,7 +150,23 @@ void pool_core::close(slot* s, bool after_error) noexcept {
   if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep);
   unwatch(s);
   shard_core& shard = shard_core::current();
-  io_uring_sqe* sqe = shard.sqe();
+  io_uring_sqe* sqe = nullptr;
+  if (s->flow.is_tls()) {
+    // TLS says goodbye first: close_notify, hard-linked so that the close runs whatever the
+    // send's fate, and MSG_DONTWAIT so that a full socket never holds the close back.
+    const std::span<const std::byte> bye = tls_close_notify(s->flow);
+    if (!bye.empty()) {
+      sqe = shard.sqe(2);  // both in one submission: a link never spans two
+      io_uring_prep_send(sqe, s->flow.native_handle(), bye.data(), bye.size(),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      sqe->flags |= IOSQE_IO_HARDLINK;
+      io_uring_sqe_set_data64(sqe, user_data(s, role_aux));
+      ++s->pending;
+      ++outstanding_;
+      shard.expect(1);
+    }
+  }
+  sqe = shard.sqe();
   io_uring_prep_close(sqe, s->flow.release());
   io_uring_sqe_set_data64(sqe, user_data(s, static_cast<sqe_role>(slot::close)));
   ++s->pending;
@@ -253,6 +269,7 @@ void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
 
 void pool_core::freed(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
+  s->flow = conpool::flow();  // its socket is closed; this frees a TLS session's memory
   s->state = slot_state::free;
   s->use_count = 0;
   s->peer_event = false;

@@ -50,6 +50,10 @@ void tls_remember(endpoint_slab& slab, flow& f) noexcept {
   slab.tls_session = fresh;
 }
 
+std::span<const std::byte> tls_close_notify(flow& f) noexcept {
+  return detail_flow_access::tls(f)->close_notify();
+}
+
 void tls_forget(endpoint_slab& slab) noexcept {
   free_session(static_cast<WOLFSSL_SESSION*>(slab.tls_session));
   slab.tls_session = nullptr;
@@ -63,6 +67,7 @@ task<result<void>> tls_open(flow&, endpoint_slab&) {
 std::span<std::byte> tls_watch_buffer(flow&) noexcept { return {}; }
 tls_watch tls_absorb(flow&, std::size_t, bool) noexcept { return tls_watch::closed; }
 void tls_remember(endpoint_slab&, flow&) noexcept {}
+std::span<const std::byte> tls_close_notify(flow&) noexcept { return {}; }
 void tls_forget(endpoint_slab&) noexcept {}
 
 #endif

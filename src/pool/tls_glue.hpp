@@ -28,6 +28,9 @@ tls_watch tls_absorb(flow& f, std::size_t n, bool judge) noexcept;
 /// Keeps `f`'s session for the endpoint's next connection (tickets may come after the
 /// handshake).
 void tls_remember(endpoint_slab& slab, flow& f) noexcept;
+/// The bytes of a close_notify (and anything unsent before it) for the pool to send ahead of
+/// closing `f`'s socket; they stay valid until the slot is reused.
+std::span<const std::byte> tls_close_notify(flow& f) noexcept;
 /// Frees the endpoint's kept session.
 void tls_forget(endpoint_slab& slab) noexcept;
 

@@ -166,6 +166,11 @@ task<void> tls_stream::shutdown(int fd) {
   (void)co_await flush(fd);
 }
 
+std::span<const std::byte> tls_stream::close_notify() noexcept {
+  (void)wolfSSL_shutdown(ssl_);  // into out_, through on_send
+  return std::as_bytes(std::span(out_.data(), out_.size()));
+}
+
 bool tls_stream::resumed() const noexcept { return wolfSSL_session_reused(ssl_) == 1; }
 
 std::string tls_stream::alpn() const {

@@ -42,6 +42,9 @@ class tls_stream {
   /// Sends close_notify (best effort; never waits for the peer's).
   task<void> shutdown(int fd);
 
+  /// Queues close_notify and returns every ciphertext byte not sent yet, for a send the caller
+  /// makes (the pool's, linked before its close); valid until this stream changes.
+  std::span<const std::byte> close_notify() noexcept;
   /// wolfSSL's words for the last failure.
   [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
   /// The handshake resumed an earlier session.

@@ -5,6 +5,9 @@
 // the shard's io_uring.
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include <conpool/conpool.hpp>
 
 #include "../support/support.hpp"
@@ -83,12 +86,15 @@ const pki& shared_pki() {
 struct tls_peer {
   std::uint16_t port = testing::free_port();
   testing::peer_process process;
-  tls_peer(const pki& k, const char* cert, const char* key, std::vector<std::string> extra = {})
-      : process(argv(k, cert, key, port, std::move(extra)), port) {}
+  /// `log`: where s_server's output goes (default: nowhere).
+  tls_peer(const pki& k, const char* cert, const char* key, std::vector<std::string> extra = {},
+           const std::string& log = "/dev/null")
+      : process(argv(k, cert, key, port, std::move(extra), log), port) {}
 
   static std::vector<std::string> argv(const pki& k, const char* cert, const char* key,
-                                       std::uint16_t port, std::vector<std::string> extra) {
-    std::vector<std::string> a = {"/bin/sh", "-c", "exec \"$@\" >/dev/null 2>&1", "sh",
+                                       std::uint16_t port, std::vector<std::string> extra,
+                                       const std::string& log) {
+    std::vector<std::string> a = {"/bin/sh", "-c", "exec \"$@\" >'" + log + "' 2>&1", "sh",
                                   k.openssl_path, "s_server", "-quiet", "-rev", "-accept",
                                   "127.0.0.1:" + std::to_string(port), "-cert", k.file(cert),
                                   "-key", k.file(key)};
@@ -270,6 +276,12 @@ task<std::string> echo_line(pool& p, const endpoint& ep) {
   co_return back;
 }
 
+void check_stats_add_up_tls(const pool& p) {
+  for (const auto& [ep, st] : p.all_stats()) {
+    CHECK(st.total_created == st.total_closed + st.active + st.idle);
+  }
+}
+
 template <class Pred>
 task<bool> turns_until(Pred done) {
   for (int i = 0; i < 2000 && !done(); ++i) (void)co_await sleep_for(1ms);
@@ -332,4 +344,33 @@ TEST_CASE("tls: pooled: tickets after the handshake keep it, reuse, resumption, 
     CHECK(p.stats(ep).errors == 0);
     co_await p.close_pool();
   }(ep, server));
+}
+
+TEST_CASE("tls: the pool says close_notify when it closes a TLS connection") {
+  if (!have_openssl()) return;
+  const pki& k = shared_pki();
+  testing::temp_dir logs;
+  const std::filesystem::path log = logs.path / "s_server.log";
+  // -msg: s_server logs every TLS message it receives, alerts included.
+  tls_peer server(k, "server.pem", "server.key", {"-msg"}, log.string());
+  fd_leak_check leaks;
+  auto ctx = tls_context::make({.ca_file = k.file("ca.pem")});
+  const endpoint ep{"127.0.0.1", server.port, tls_config{ctx, "localhost"}};
+  auto logged_close_notify = [&] {
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str().find("close_notify") != std::string::npos;
+  };
+  shard s;
+  s.run([](const endpoint& ep, decltype(logged_close_notify)& seen) -> task<void> {
+    pool p;
+    CHECK(co_await echo_line(p, ep) == "slt deloop\n");
+    CHECK_FALSE(seen());
+    p.close_idle_connections(ep);  // the pool's own close: close_notify, then the socket
+    // s_server writes its log as the alert arrives; nothing here can await that but the file.
+    CHECK(co_await turns_until([&] { return seen(); }));
+    co_await p.close_pool();
+    check_stats_add_up_tls(p);
+  }(ep, logged_close_notify));
 }

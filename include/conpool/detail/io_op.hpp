@@ -34,6 +34,7 @@ enum sqe_role : unsigned {
   role_cancel = 2,   ///< an IORING_OP_ASYNC_CANCEL aimed at it
   role_message = 3,  ///< a MSG_RING message from another ring (no SQE of ours)
   role_wake = 4,     ///< a MSG_RING wake-up for a completion of ours, from a helper thread
+  role_aux = 5,      ///< another SQE of the same owner (a TLS close_notify before its close)
   role_mask = 7,
 };
 
