@@ -374,10 +374,13 @@ TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable n
       CHECK(r.error() == std::errc::connection_refused);
       CHECK(describe(r.error(), refused, "connect").starts_with(refused.to_string()));
       CHECK(p.stats(refused).errors == 1);
+      CHECK(p.last_error(refused) == refused.to_string() + ": connect: " +
+                                         r.error().message());
 
       const endpoint hanging = full.where();
       r = co_await echo_on(p, hanging, "x");
       CHECK(r.error() == errc::connect_timeout);
+      CHECK(p.last_error(hanging).find("connect timed out") != std::string::npos);
 
       server.silent = true;  // accepts, never answers: the caller's deadline ends it
       r = co_await with_timeout(10ms, echo_on(p, server.where(), "x"));
@@ -389,6 +392,8 @@ TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable n
       r = co_await echo_on(p, nowhere, "x");
       CHECK(r.error() == errc::resolve_failed);
       CHECK(describe(r.error(), nowhere, "resolve").find("no..such.host") != std::string::npos);
+      CHECK(p.last_error(nowhere).starts_with("no..such.host:80: resolve: "));
+      CHECK(p.last_error(server.where()).empty());
     });
   });
 }

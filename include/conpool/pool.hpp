@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -112,6 +113,10 @@ class pool {
 
   /// The stats of `ep` (zeros if the pool never used it).
   [[nodiscard]] endpoint_stats stats(const endpoint& ep) const;
+  /// The last failure to open a connection to `ep`, in words naming the endpoint, with the TLS
+  /// library's reason for TLS failures: "127.0.0.1:8443 (tls): TLS peer verification failed:
+  /// ASN date error, current date after". Empty when none.
+  [[nodiscard]] std::string last_error(const endpoint& ep) const;
   /// The stats of every endpoint the pool has used.
   [[nodiscard]] std::vector<std::pair<endpoint, endpoint_stats>> all_stats() const;
 

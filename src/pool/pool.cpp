@@ -82,13 +82,16 @@ task<void> drained(endpoint_slab& slab) {
 task<result<flow>> dial(detail::pool_core& core, detail::endpoint_slab& slab) {
   const endpoint& ep = slab.ep;
   result<std::vector<socket_address>> addresses = co_await core.names.resolve(ep.host, ep.port);
-  if (!addresses) co_return fail(addresses.error());
+  if (!addresses) {
+    slab.last_error = describe(addresses.error(), ep, "resolve");
+    co_return fail(addresses.error());
+  }
   std::error_code last;
   for (const socket_address& a : *addresses) {
     result<flow> f = co_await connect(a);
     if (f && ep.tls) {
       if (result<void> secured = co_await detail::tls_open(*f, slab); !secured) {
-        (void)co_await f->close();
+        (void)co_await f->close();  // tls_open put wolfSSL's reason in last_error
         co_return fail(secured.error());
       }
     }
@@ -96,6 +99,7 @@ task<result<flow>> dial(detail::pool_core& core, detail::endpoint_slab& slab) {
     last = f.error();
     if (last == std::errc::operation_canceled) break;
   }
+  if (last != std::errc::operation_canceled) slab.last_error = describe(last, ep, "connect");
   co_return fail(last);
 }
 
@@ -215,7 +219,10 @@ task<result<flow>> pool::dial_bounded(slot* s) {
   } else {
     f = co_await dial(core, *s->slab);
   }
-  if (!f && f.error() == errc::timed_out) co_return fail(errc::connect_timeout);
+  if (!f && f.error() == errc::timed_out) {
+    s->slab->last_error = describe(errc::connect_timeout, s->slab->ep, "connect");
+    co_return fail(errc::connect_timeout);
+  }
   co_return f;
 }
 
@@ -308,6 +315,11 @@ task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
   });
   if (first_error) co_return fail(first_error);
   co_return result<void>{};
+}
+
+std::string pool::last_error(const endpoint& ep) const {
+  const endpoint_slab* slab = core_->find(ep);
+  return slab == nullptr ? std::string() : slab->last_error;
 }
 
 endpoint_stats pool::stats(const endpoint& ep) const {

@@ -119,6 +119,7 @@ class endpoint_slab {
   int draining = 0;  // close_all_connections in progress: releases close
   endpoint_stats stats;
   void* tls_session = nullptr;  // WOLFSSL_SESSION*: the last session, offered on a new connection
+  std::string last_error;       // the last failed open, in words (pool::last_error)
 
   // Circuit breaker (with_circuit_breaker).
   breaker_state breaker = breaker_state::closed;

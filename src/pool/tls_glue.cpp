@@ -19,7 +19,11 @@ task<result<void>> tls_open(flow& f, endpoint_slab& slab) {
   const std::string name = tls.servername.value_or(slab.ep.host);
   result<void> r = co_await detail_flow_access::start_tls(
       f, *tls.context, name, static_cast<WOLFSSL_SESSION*>(slab.tls_session));
-  if (r) tls_remember(slab, f);
+  if (r) {
+    tls_remember(slab, f);
+  } else {
+    slab.last_error = describe(r.error(), slab.ep, "connect") + ": " + f.tls_reason();
+  }
   co_return r;
 }
 

@@ -374,3 +374,27 @@ TEST_CASE("tls: the pool says close_notify when it closes a TLS connection") {
     check_stats_add_up_tls(p);
   }(ep, logged_close_notify));
 }
+
+TEST_CASE("tls: the pool's error names the endpoint and carries wolfSSL's reason") {
+  if (!have_openssl()) return;
+  const pki& k = shared_pki();
+  tls_peer expired(k, "old.pem", "old.key");
+  fd_leak_check leaks;
+  auto ctx = tls_context::make({.ca_file = k.file("ca.pem")});
+  const endpoint ep{"127.0.0.1", expired.port, tls_config{ctx, "localhost"}};
+  shard s;
+  s.run([](const endpoint& ep) -> task<void> {
+    pool p;
+    CHECK(p.last_error(ep).empty());
+    result<connection> c = co_await p.acquire(ep);
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error() == errc::tls_verify_failed);
+    const std::string why = p.last_error(ep);
+    CHECK(why.find(ep.to_string()) != std::string::npos);
+    CHECK(why.find("TLS peer verification failed") != std::string::npos);
+    CHECK(why.find("ASN date error") != std::string::npos);
+    MESSAGE(why);
+    CHECK(p.stats(ep).errors == 1);
+    co_await p.close_pool();
+  }(ep));
+}
