@@ -111,7 +111,8 @@ struct temp_dir {
 };
 
 /// nginx on an ephemeral port with one worker, answering "hello from nginx\n" at every path and
-/// closing a connection after `keepalive_requests`; its access log is `log()`. Start it only
+/// closing a connection after `keepalive_requests`; its access log is `log()`, a line a request:
+/// "GET / HTTP/1.1 200 reused=r" (`r`: a resumed TLS session, `.`: a full handshake). Start it only
 /// where `find_program("nginx")` found it.
 struct nginx_server {
   temp_dir dir;
@@ -128,7 +129,8 @@ struct nginx_server {
         << "daemon off; master_process off; worker_processes 1;\n"
         << "pid " << d << "/nginx.pid; error_log " << d << "/error.log;\n"
         << "events { worker_connections 1024; }\n"
-        << "http { access_log " << d << "/access.log; client_body_temp_path " << d
+        << "http { log_format conpool '$request $status reused=$ssl_session_reused';\n"
+        << "  access_log " << d << "/access.log conpool; client_body_temp_path " << d
         << "; proxy_temp_path " << d << "; fastcgi_temp_path " << d << "; uwsgi_temp_path " << d
         << "; scgi_temp_path " << d << ";\n  keepalive_requests " << keepalive_requests
         << "; keepalive_timeout 60s;\n"

@@ -7,10 +7,12 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <conpool/conpool.hpp>
 
 #include "../support/support.hpp"
+#include "http.hpp"
 #include "peer_process.hpp"
 #include "process.hpp"
 
@@ -397,4 +399,54 @@ TEST_CASE("tls: the pool's error names the endpoint and carries wolfSSL's reason
     CHECK(p.stats(ep).errors == 1);
     co_await p.close_pool();
   }(ep));
+}
+
+TEST_CASE("tls: nginx sees the pool's second new connection resume the session") {
+  const std::string nginx = testing::find_program("nginx");
+  const std::string openssl = testing::find_program("openssl");
+  if (nginx.empty() || openssl.empty()) {
+    MESSAGE("nginx or openssl is not installed: skipped");
+    return;
+  }
+  testing::temp_dir certs;
+  const std::string key = (certs.path / "key.pem").string();
+  const std::string cert = (certs.path / "cert.pem").string();
+  const bench::program_result made = bench::run_program(
+      {openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+       "subjectAltName=DNS:localhost"});
+  REQUIRE_MESSAGE(made.status == 0, made.err);
+  testing::nginx_server server(nginx, 1000, std::pair{cert, key});
+  testing::fd_leak_check leaks;
+  const endpoint ep{"127.0.0.1", server.port,
+                    tls_config{tls_context::make({.ca_file = cert}), "localhost"}};
+  shard s;
+  s.run([](const endpoint& ep) -> task<void> {
+    pool p;
+    for (int i = 0; i < 3; ++i) {
+      if (i > 0) p.close_idle_connections(ep);  // each GET on a new connection
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c.has_value());
+      REQUIRE(co_await c->flow().write_all("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+      clients::read_buffer in;
+      result<clients::http_response> r = co_await clients::read_http_response(c->flow(), in);
+      REQUIRE(r.has_value());
+      CHECK(r->status == 200);
+      CHECK(c->flow().tls_resumed() == (i > 0));
+      p.release(std::move(*c));
+    }
+    co_await p.close_pool();
+  }(ep));
+  // nginx's own record: a full handshake, then two resumed sessions. It logs a request after
+  // answering it; nothing signals that but the file, so read it until three lines are there.
+  std::vector<std::string> reused;
+  for (int i = 0; i < 2000 && reused.size() < 3; ++i) {
+    if (i > 0) std::this_thread::sleep_for(1ms);
+    reused.clear();
+    std::ifstream log(server.log());
+    for (std::string line; std::getline(log, line);) {
+      reused.push_back(line.substr(line.rfind('=') + 1));
+    }
+  }
+  CHECK(reused == std::vector<std::string>{".", "r", "r"});
 }
