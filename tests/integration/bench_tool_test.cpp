@@ -10,6 +10,7 @@
 #include "../support/support.hpp"
 #include "echo_server.hpp"
 #include "peer_process.hpp"
+#include "self_signed.hpp"
 #include "process.hpp"
 
 using namespace conpool;
@@ -171,14 +172,9 @@ TEST_CASE("conpool-bench: --target https:// against nginx with TLS: verified, po
     MESSAGE("nginx or openssl is not installed: skipped");
     return;
   }
-  testing::temp_dir certs;
-  const std::string key = (certs.path / "key.pem").string();
-  const std::string cert = (certs.path / "cert.pem").string();
-  const bench::program_result made = run_program(
-      {openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
-       "subjectAltName=DNS:localhost"});
-  REQUIRE_MESSAGE(made.status == 0, made.err);
+  const testing::self_signed tls(openssl);
+  const std::string& cert = tls.cert;
+  const std::string& key = tls.key;
   testing::nginx_server server(nginx, 1000, std::pair{cert, key});
   const std::string target = "https://127.0.0.1:" + std::to_string(server.port) + "/";
 

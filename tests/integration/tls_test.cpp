@@ -14,6 +14,7 @@
 #include "../support/support.hpp"
 #include "http.hpp"
 #include "peer_process.hpp"
+#include "self_signed.hpp"
 #include "process.hpp"
 
 using namespace conpool;
@@ -408,14 +409,9 @@ TEST_CASE("tls: nginx sees the pool's second new connection resume the session")
     MESSAGE("nginx or openssl is not installed: skipped");
     return;
   }
-  testing::temp_dir certs;
-  const std::string key = (certs.path / "key.pem").string();
-  const std::string cert = (certs.path / "cert.pem").string();
-  const bench::program_result made = bench::run_program(
-      {openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
-       "subjectAltName=DNS:localhost"});
-  REQUIRE_MESSAGE(made.status == 0, made.err);
+  const testing::self_signed tls(openssl);
+  const std::string& cert = tls.cert;
+  const std::string& key = tls.key;
   testing::nginx_server server(nginx, 1000, std::pair{cert, key});
   testing::fd_leak_check leaks;
   const endpoint ep{"127.0.0.1", server.port,
