@@ -446,3 +446,19 @@ TEST_CASE("tls: nginx sees the pool's second new connection resume the session")
   }
   CHECK(reused == std::vector<std::string>{".", "r", "r"});
 }
+
+TEST_CASE("tls: TLS 1.2 is accepted by default; min_version tls13 refuses it") {
+  if (!have_openssl()) return;
+  const pki& k = shared_pki();
+  tls_peer old_server(k, "server.pem", "server.key", {"-tls1_2"});
+  const outcome by_default =
+      talk(old_server.port, tls_context::make({.ca_file = k.file("ca.pem")}), "localhost");
+  CHECK_MESSAGE(!by_default.handshake, by_default.reason);
+  CHECK(by_default.reply == "slt olleh\n");
+  const outcome strict = talk(
+      old_server.port,
+      tls_context::make({.min_version = tls_version::tls13, .ca_file = k.file("ca.pem")}),
+      "localhost");
+  CHECK(strict.handshake == errc::tls_handshake_failed);
+  MESSAGE("TLS 1.2 server, TLS 1.3 required: ", strict.reason);
+}
