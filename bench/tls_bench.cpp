@@ -34,7 +34,9 @@ struct tls_server {
   bool ok = false;
 
   tls_server() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "conpool-tls-bench-XXXXXX").string();
+    // mkdtemp's template: six X's it replaces.
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "conpool-tls-bench-").string() + std::string(6, 'X');
     if (::mkdtemp(tmpl.data()) == nullptr) return;
     dir = tmpl;
     const std::string d = dir.string();

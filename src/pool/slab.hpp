@@ -203,7 +203,9 @@ class pool_core {
     endpoint_slab& slab = *s->slab;
     const auto now = loop_now();
     s->last_used = now;
-    if (s->flow.is_tls()) [[unlikely]] tls_remember(slab, s->flow);  // tickets came meanwhile
+    // A TLS server's tickets follow its handshake, so they are in by the end of the first
+    // lease; later ones reach the idle watcher, which keeps them too.
+    if (s->use_count == 1 && s->flow.is_tls()) [[unlikely]] tls_remember(slab, s->flow);
     if (closed || slab.draining > 0 || s->peer_event || expired(*s, now)) [[unlikely]] {
       close(s, false);
       return;

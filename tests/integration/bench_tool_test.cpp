@@ -166,16 +166,10 @@ TEST_CASE("conpool-bench: --target redis:// GET and SET, and --compare redis-ben
 }
 
 TEST_CASE("conpool-bench: --target https:// against nginx with TLS: verified, pooled and fresh") {
-  const std::string nginx = testing::find_program("nginx");
-  const std::string openssl = testing::find_program("openssl");
-  if (nginx.empty() || openssl.empty()) {
-    MESSAGE("nginx or openssl is not installed: skipped");
-    return;
-  }
-  const testing::self_signed tls(openssl);
-  const std::string& cert = tls.cert;
-  const std::string& key = tls.key;
-  testing::nginx_server server(nginx, 1000, std::pair{cert, key});
+  const std::unique_ptr<testing::https_nginx> https = testing::https_nginx::start();
+  if (!https) return;
+  const testing::nginx_server& server = https->server;
+  const std::string& cert = https->tls.cert;
   const std::string target = "https://127.0.0.1:" + std::to_string(server.port) + "/";
 
   // Verified against the self-signed certificate, for the name it carries.

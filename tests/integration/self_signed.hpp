@@ -3,6 +3,7 @@
 // A self-signed certificate for "localhost" (ECDSA P-256), made with the openssl CLI: the CA
 // file and the server certificate are the same file.
 
+#include <memory>
 #include <string>
 
 #include "peer_process.hpp"
@@ -21,6 +22,26 @@ struct self_signed {
          "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
          "-addext", "subjectAltName=DNS:localhost"});
     REQUIRE_MESSAGE(made.status == 0, made.err);
+  }
+};
+
+/// nginx speaking HTTPS (keep-alive, 1000 requests a connection) with a fresh self-signed
+/// certificate for "localhost".
+struct https_nginx {
+  self_signed tls;
+  nginx_server server;
+  https_nginx(const std::string& nginx, const std::string& openssl)
+      : tls(openssl), server(nginx, 1000, std::pair{tls.cert, tls.key}) {}
+
+  /// Started, or null (with a message: the test is skipped) where nginx or openssl is absent.
+  static std::unique_ptr<https_nginx> start() {
+    const std::string nginx = find_program("nginx");
+    const std::string openssl = find_program("openssl");
+    if (nginx.empty() || openssl.empty()) {
+      MESSAGE("nginx or openssl is not installed: skipped");
+      return nullptr;
+    }
+    return std::make_unique<https_nginx>(nginx, openssl);
   }
 };
 

@@ -403,16 +403,10 @@ TEST_CASE("tls: the pool's error names the endpoint and carries wolfSSL's reason
 }
 
 TEST_CASE("tls: nginx sees the pool's second new connection resume the session") {
-  const std::string nginx = testing::find_program("nginx");
-  const std::string openssl = testing::find_program("openssl");
-  if (nginx.empty() || openssl.empty()) {
-    MESSAGE("nginx or openssl is not installed: skipped");
-    return;
-  }
-  const testing::self_signed tls(openssl);
-  const std::string& cert = tls.cert;
-  const std::string& key = tls.key;
-  testing::nginx_server server(nginx, 1000, std::pair{cert, key});
+  const std::unique_ptr<testing::https_nginx> https = testing::https_nginx::start();
+  if (!https) return;
+  const testing::nginx_server& server = https->server;
+  const std::string& cert = https->tls.cert;
   testing::fd_leak_check leaks;
   const endpoint ep{"127.0.0.1", server.port,
                     tls_config{tls_context::make({.ca_file = cert}), "localhost"}};

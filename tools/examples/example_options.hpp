@@ -90,6 +90,15 @@ inline example_options options_or_exit(int argc, char** argv, const example_usag
   }
 }
 
+/// Runs `count` workers, `make()` making each task, and waits for all of them.
+template <class Make>
+task<void> in_parallel(int count, Make make) {
+  co_await scoped([&](scope& s) -> task<void> {
+    for (int i = 0; i < count; ++i) s.spawn(make());
+    co_await s.join();
+  });
+}
+
 /// The end every example shares: the pool's stats line (the tests read it), the pool closed,
 /// then 0, or 1 with `failure` on stderr.
 inline task<int> finish(pool& p, const endpoint& ep, const std::string& failure,

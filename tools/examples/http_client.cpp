@@ -75,10 +75,7 @@ task<int> run(const examples::example_options& o) {
   st.request = http_get_request(o.target.authority(), o.target.path);
   st.requests = o.requests;
   const std::string target_name = o.target.to_string();
-  co_await scoped([&](scope& s) -> task<void> {
-    for (int i = 0; i < o.concurrency; ++i) s.spawn(worker(p, st, target_name));
-    co_await s.join();
-  });
+  co_await examples::in_parallel(o.concurrency, [&] { return worker(p, st, target_name); });
   for (const auto& [status, count] : st.statuses) {
     std::cout << "status " << status << ": " << count << '\n';
   }
@@ -88,7 +85,8 @@ task<int> run(const examples::example_options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return examples::run_example(argc, argv,
-                               {.program = "conpool-example-http", .schemes = "http", .login = false, .concurrency = 1},
-                               run);
+  return examples::run_example(
+      argc, argv,
+      {.program = "conpool-example-http", .schemes = "http", .login = false, .concurrency = 1},
+      run);
 }

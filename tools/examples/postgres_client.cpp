@@ -103,10 +103,7 @@ task<int> run(const examples::example_options& o) {
   st.options = &o;
   st.target = endpoint(o.target.host, o.target.port);
   st.target_name = o.target.to_string();
-  co_await scoped([&](scope& s) -> task<void> {
-    for (int i = 0; i < o.concurrency; ++i) s.spawn(worker(p, st));
-    co_await s.join();
-  });
+  co_await examples::in_parallel(o.concurrency, [&] { return worker(p, st); });
   std::cout << st.matched << " queries returned 1\n";
   co_return co_await examples::finish(p, st.target, st.failure, "conpool-example-postgres");
 }
@@ -116,8 +113,8 @@ task<int> run(const examples::example_options& o) {
 int main(int argc, char** argv) {
   return examples::run_example(argc, argv,
                                {.program = "conpool-example-postgres",
-                                 .schemes = "postgres postgresql",
-                                 .login = true,
-                                 .concurrency = 100},
+                                .schemes = "postgres postgresql",
+                                .login = true,
+                                .concurrency = 100},
                                run);
 }

@@ -90,10 +90,7 @@ task<int> run(const examples::example_options& o) {
   result<resp_reply> set = co_await call(p, st.target, in, set_command);
   st.failure = check(set, st, "SET", '+', "OK");
   if (st.failure.empty()) {
-    co_await scoped([&](scope& s) -> task<void> {
-      for (int i = 0; i < o.concurrency; ++i) s.spawn(worker(p, st));
-      co_await s.join();
-    });
+    co_await examples::in_parallel(o.concurrency, [&] { return worker(p, st); });
     std::cout << st.matched << " GETs returned the value\n";
   }
   co_return co_await examples::finish(p, st.target, st.failure, "conpool-example-redis");
@@ -102,7 +99,8 @@ task<int> run(const examples::example_options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return examples::run_example(argc, argv,
-                               {.program = "conpool-example-redis", .schemes = "redis", .login = false, .concurrency = 1},
-                               run);
+  return examples::run_example(
+      argc, argv,
+      {.program = "conpool-example-redis", .schemes = "redis", .login = false, .concurrency = 1},
+      run);
 }
