@@ -17,6 +17,7 @@
 #include <conpool/io.hpp>
 #include <conpool/listener.hpp>
 #include <conpool/pool.hpp>
+#include <conpool/runtime.hpp>
 #include <conpool/scope.hpp>
 #include <conpool/shard.hpp>
 #include <conpool/stats.hpp>

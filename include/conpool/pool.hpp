@@ -3,12 +3,24 @@
 /// `pool`: reuses connections per endpoint, checks their health, enforces per-endpoint limits
 /// and keeps stats.
 ///
-/// A pool lives on the shard that made it and is used from that shard's tasks. Per endpoint it
-/// keeps a slab of `max_connections_per_endpoint` slots: idle connections on a stack (the
+/// A pool serves the shards of one group: the shard that made it (`pool p;`), or every shard
+/// of a `runtime` (`pool p(rt);`, made before `rt.run`). Each shard works on its own part: per
+/// endpoint a slab of `max_connections_per_endpoint` slots, idle connections on a stack (the
 /// warmest is reused first), each watched by a zero-length recv in the kernel so that a server
-/// closing, resetting or writing into it evicts it at once; tasks beyond the limit wait in FIFO
-/// order. Destroying the pool closes every connection (all leases must be back by then); use
-/// `co_await close_pool()` to wait for leases instead.
+/// closing, resetting or writing into it evicts it at once. Tasks beyond the limit wait in FIFO
+/// order on their shard.
+///
+/// Across shards: `max_connections_per_endpoint` holds for the pool as a whole (a budget taken
+/// when a connection opens and given back when it closes, never touched on reuse). A shard at
+/// the limit asks a shard holding idle connections for one, and a release with a waiter on
+/// another shard hands the connection over, both with IORING_OP_MSG_RING. Fairness: waiters on
+/// one shard are served in order; a release with waiters both on its own shard and elsewhere
+/// alternates between them, other shards taken round-robin. A lease is used and given back on
+/// the shard that acquired it. Stats are kept per shard and summed when read, from any thread.
+///
+/// Destroying a lone shard's pool closes every connection (all leases must be back by then);
+/// use `co_await close_pool()` to wait for leases instead. A runtime's pools are closed when
+/// its run ends, and destroyed after it.
 ///
 /// Example:
 ///   pool p;                                     // on a shard, default_config()
@@ -39,8 +51,11 @@
 
 namespace conpool {
 
+class runtime;
+
 namespace detail {
 class pool_core;
+class pool_shared;
 struct slot;
 
 template <class T>
@@ -59,11 +74,15 @@ using lease_result_t =
 
 class pool {
  public:
-  /// A pool on the calling thread's shard. Throws std::invalid_argument naming a bad `config`
-  /// field, std::logic_error when this thread runs no shard.
+  /// A pool on the calling thread's shard (and, if that shard is one of a runtime's, on its
+  /// other shards too). Throws std::invalid_argument naming a bad `config` field,
+  /// std::logic_error when this thread runs no shard.
   explicit pool(config settings = default_config());
+  /// A pool for every shard of `rt`, made on any thread before `rt.run`; `rt` must outlive it.
+  /// Throws std::invalid_argument naming a bad `config` field.
+  explicit pool(runtime& rt, config settings = default_config());
   /// Closes every connection at once; leases still out abort the program (a bug: they would
-  /// outlive their pool).
+  /// outlive their pool), and so does a part still open on another shard (close_pool first).
   ~pool();
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
@@ -111,21 +130,27 @@ class pool {
   /// Opens connections to `ep` until `count` are idle (within the limit). Errors: as acquire.
   task<result<void>> warm_endpoint(endpoint ep, int count);
 
-  /// The stats of `ep` (zeros if the pool never used it).
+  /// The stats of `ep`, summed over the shards (zeros if the pool never used it). Any thread,
+  /// without locks and without stopping the shards: each shard's counters are read as of its
+  /// own moment, so while connections move between shards `active` and `idle` may be off by
+  /// the ones in hand-over; the totals never go back.
   [[nodiscard]] endpoint_stats stats(const endpoint& ep) const;
-  /// The last failure to open a connection to `ep`, in words naming the endpoint, with the TLS
-  /// library's reason for TLS failures: "127.0.0.1:8443 (tls): TLS peer verification failed:
-  /// ASN date error, current date after". Empty when none.
+  /// The last failure on this shard to open a connection to `ep`, in words naming the endpoint,
+  /// with the TLS library's reason for TLS failures: "127.0.0.1:8443 (tls): TLS peer
+  /// verification failed: ASN date error, current date after". Empty when none.
   [[nodiscard]] std::string last_error(const endpoint& ep) const;
-  /// The stats of every endpoint the pool has used.
+  /// The stats of every endpoint the pool has used, summed over the shards. Any thread, as
+  /// `stats`.
   [[nodiscard]] std::vector<std::pair<endpoint, endpoint_stats>> all_stats() const;
 
-  /// Closes the idle connections of `ep`; leased ones are untouched.
+  /// Closes this shard's idle connections of `ep`; leased ones are untouched.
   void close_idle_connections(const endpoint& ep);
-  /// Closes every connection of `ep`: idle ones now, leased ones as they come back (waits).
+  /// Closes this shard's connections of `ep`: idle ones now, leased ones as they come back
+  /// (waits).
   task<void> close_all_connections(endpoint ep);
-  /// Closes the pool: waiters and new acquisitions get errc::pool_closed, idle connections
-  /// close now, leased ones as they come back; returns when all are closed.
+  /// Closes the pool on every shard: waiters and new acquisitions get errc::pool_closed, idle
+  /// connections close now, leased ones as they come back (on their own shards); returns when
+  /// every shard's part is closed. Not cancellable.
   task<void> close_pool();
 
   /// The settings the pool runs with.
@@ -149,7 +174,8 @@ class pool {
                                std::chrono::duration<double> open_for);
   void breaker_record(const endpoint& ep, breaker_ticket t, std::error_code error);
 
-  std::unique_ptr<detail::pool_core> core_;
+  std::unique_ptr<detail::pool_shared> shared_;
+  detail::pool_core* solo_ = nullptr;  // a lone shard's part: the hit path's shortcut
 };
 
 class [[nodiscard]] pool::acquire_awaiter {

@@ -46,6 +46,7 @@ struct shard_counters {
 
 namespace detail {
 class shard_core;
+class shard_group;
 }
 
 class shard {
@@ -107,6 +108,8 @@ class shard {
   static bool kernel_has_defer_taskrun();
 
  private:
+  friend class runtime;
+  shard(shard_options options, detail::shard_group& group, unsigned index);
   bool drive(std::coroutine_handle<> h, detail::promise_base& p);
   [[noreturn]] static void throw_deadlock();
   [[noreturn]] static void throw_empty_task();

@@ -3,9 +3,10 @@
 
 #include <stdexcept>
 
+#include <conpool/runtime.hpp>
 #include <conpool/scope.hpp>
 
-#include "slab.hpp"
+#include "pool_shared.hpp"
 
 namespace conpool {
 
@@ -45,9 +46,17 @@ struct turn_awaiter {
     w.node = node;
     slab.add_waiter(&w);
     if (node != nullptr) node->park(&w);
+    if (slab.bit != 0) {
+      detail::shard_core::current().hold();  // another shard may be the one to wake it
+      held = true;
+      slab.core.on_wait(slab);
+    }
     return true;
   }
-  void await_resume() const noexcept {}
+  void await_resume() const noexcept {
+    if (held) detail::shard_core::current().unhold();
+  }
+  bool held = false;
 };
 
 // The next slot the slab frees for this task: a released connection (handed out already) or an
@@ -129,16 +138,29 @@ pool::pool(config settings) {
   if (shard::current() == nullptr) {
     throw std::logic_error("conpool::pool: no shard runs on this thread");
   }
-  core_ = std::make_unique<detail::pool_core>(std::move(settings));
+  shared_ = std::make_unique<detail::pool_shared>(std::move(settings),
+                                                  detail::shard_core::current().group());
+  shared_->group.add_pool(this);
+  detail::pool_core& mine = shared_->part();
+  if (shared_->group.size() == 1) solo_ = &mine;
 }
 
-pool::~pool() = default;
+pool::pool(runtime& rt, config settings) {
+  settings.validate();
+  shared_ = std::make_unique<detail::pool_shared>(std::move(settings), *rt.group_);
+  shared_->group.add_pool(this);
+}
 
-const config& pool::settings() const noexcept { return core_->cfg; }
+pool::~pool() {
+  shared_->group.remove_pool(this);
+  shared_.reset();
+}
+
+const config& pool::settings() const noexcept { return shared_->cfg; }
 
 slot* pool::try_reuse(const endpoint& ep) {
-  detail::pool_core& core = *core_;
-  if (core.closed || core.cfg.health_check) return nullptr;  // the slow path says why / checks
+  detail::pool_core& core = solo_ != nullptr ? *solo_ : shared_->part();
+  if (core.closed || core.checks_health) return nullptr;  // the slow path says why / checks
   endpoint_slab& slab = core.slab_for(ep);
   if (slab.waiters_head != nullptr) return nullptr;  // FIFO: queue behind them
   slot* s = core.reuse_idle(slab);
@@ -147,7 +169,7 @@ slot* pool::try_reuse(const endpoint& ep) {
 }
 
 task<result<connection>> pool::acquire_slow(endpoint ep) {
-  detail::pool_core& core = *core_;
+  detail::pool_core& core = shared_->part();
   if (core.closed) co_return fail(errc::pool_closed);
   endpoint_slab& slab = core.slab_for(ep);
   if (slab.waiters_head == nullptr && slab.draining == 0) {
@@ -169,7 +191,7 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
         co_return fail(std::errc::operation_canceled);
       }
     }
-    if (slot* s = slab.take_free()) {
+    if (slot* s = core.take_new(slab)) {
       s->state = slot_state::opening;
       co_return co_await open(s);
     }
@@ -200,7 +222,7 @@ task<result<connection>> pool::acquire_slow(endpoint ep) {
 }
 
 task<std::error_code> pool::open_idle(slot* s) {
-  detail::pool_core& core = *core_;
+  detail::pool_core& core = s->slab->core;
   result<flow> f = co_await dial_bounded(s);
   if (!f) {
     core.open_failed(s, f.error() != std::errc::operation_canceled);
@@ -212,7 +234,7 @@ task<std::error_code> pool::open_idle(slot* s) {
 }
 
 task<result<flow>> pool::dial_bounded(slot* s) {
-  detail::pool_core& core = *core_;
+  detail::pool_core& core = s->slab->core;
   result<flow> f;
   if (core.cfg.connect_timeout) {
     f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab));
@@ -227,7 +249,7 @@ task<result<flow>> pool::dial_bounded(slot* s) {
 }
 
 task<result<connection>> pool::open(slot* s) {
-  detail::pool_core& core = *core_;
+  detail::pool_core& core = s->slab->core;
   result<flow> f;
   try {
     f = co_await dial_bounded(s);
@@ -249,33 +271,53 @@ task<result<connection>> pool::open(slot* s) {
   co_return connection(s);
 }
 
+namespace {
+// Why a lease cannot be given back here (cold: kept out of the release path).
+[[noreturn, gnu::noinline, gnu::cold]] void refuse_lease(const slot* s,
+                                                       const detail::pool_shared* mine,
+                                                       const char* who) {
+  std::string why = "empty lease";
+  if (s != nullptr && &s->slab->core.shared != mine) {
+    why = "the lease belongs to another pool";
+  } else if (s != nullptr) {
+    why = "the lease belongs to shard " + std::to_string(s->slab->core.index) +
+          "; give it back there";
+  }
+  throw std::invalid_argument(std::string("conpool::pool::") + who + ": " + why);
+}
+}  // namespace
+
 slot* pool::take_lease(connection& c, const char* who) {
   slot* s = c.slot_;
-  if (s == nullptr) {
-    throw std::invalid_argument(std::string("conpool::pool::") + who + ": empty lease");
-  }
-  if (&s->slab->core != core_.get()) {
-    throw std::invalid_argument(std::string("conpool::pool::") + who +
-                                ": the lease belongs to another pool");
+  if (s == nullptr || &s->slab->core.shared != shared_.get() ||
+      s->slab->core.home() != detail::t_current_core) [[unlikely]] {
+    refuse_lease(s, shared_.get(), who);
   }
   c.slot_ = nullptr;
   return s;
 }
 
-void pool::release(connection&& c) { core_->release(take_lease(c, "release")); }
+void pool::release(connection&& c) {
+  slot* s = take_lease(c, "release");
+  s->slab->core.release(s);
+}
 
-void pool::close(connection&& c) { core_->close(take_lease(c, "close"), false); }
+void pool::close(connection&& c) {
+  slot* s = take_lease(c, "close");
+  s->slab->core.close(s, false);
+}
 
 void pool::close_after_error(connection&& c) {
   slot* s = std::exchange(c.slot_, nullptr);
-  if (s != nullptr) core_->close(s, true);
+  if (s != nullptr) s->slab->core.close(s, true);
 }
 
 task<bool> pool::is_healthy(connection& c, bool check_readable) {
   slot* s = c.slot_;
   if (s == nullptr) co_return false;
-  if (s->peer_event || core_->expired(*s, detail::loop_now())) co_return false;
-  if (core_->cfg.health_check && !co_await core_->cfg.health_check(s->flow)) co_return false;
+  detail::pool_core& core = s->slab->core;
+  if (s->peer_event || core.expired(*s, detail::loop_now())) co_return false;
+  if (core.checks_health && !co_await core.cfg.health_check(s->flow)) co_return false;
   if (check_readable) {
     result<std::size_t> r = co_await io::recv(s->flow.native_handle(), {}, MSG_DONTWAIT);
     // Would block: nothing to read, the peer neither closed nor wrote. 0: FIN or stray bytes.
@@ -296,14 +338,14 @@ task<void> pool::validate_and_release(connection&& c) {
 }
 
 task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
-  detail::pool_core& core = *core_;
+  detail::pool_core& core = shared_->part();
   if (core.closed) co_return fail(errc::pool_closed);
   endpoint_slab& slab = core.slab_for(ep);
   std::error_code first_error;
   co_await scoped([&](scope& sc) -> task<void> {
     const int wanted = count - static_cast<int>(slab.stats.idle);
     for (int i = 0; i < wanted; ++i) {
-      slot* s = slab.take_free();
+      slot* s = core.take_new(slab);
       if (s == nullptr) break;  // at the limit
       s->state = slot_state::opening;
       sc.spawn([](pool& p, slot* s, std::error_code& first_error) -> task<void> {
@@ -318,46 +360,62 @@ task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
 }
 
 std::string pool::last_error(const endpoint& ep) const {
-  const endpoint_slab* slab = core_->find(ep);
+  const endpoint_slab* slab = shared_->part().find(ep);
   return slab == nullptr ? std::string() : slab->last_error;
 }
 
 endpoint_stats pool::stats(const endpoint& ep) const {
-  const endpoint_slab* slab = core_->find(ep);
-  return slab == nullptr ? endpoint_stats{} : slab->stats;
+  const detail::endpoint_entry* e = shared_->table.find(ep);
+  return e == nullptr ? endpoint_stats{} : e->sum();
 }
 
 std::vector<std::pair<endpoint, endpoint_stats>> pool::all_stats() const {
-  std::vector<std::pair<endpoint, endpoint_stats>> out;
-  for (const auto& [ep, slab] : core_->slabs()) out.emplace_back(ep, slab->stats);
-  return out;
+  return shared_->table.all_stats();
 }
 
 void pool::close_idle_connections(const endpoint& ep) {
-  if (endpoint_slab* slab = core_->find(ep)) {
-    while (slab->idle_top != nullptr) core_->close(slab->idle_top, false);
+  detail::pool_core& core = shared_->part();
+  if (endpoint_slab* slab = core.find(ep)) {
+    while (slab->idle_top != nullptr) core.close(slab->idle_top, false);
   }
 }
 
 task<void> pool::close_all_connections(endpoint ep) {
-  endpoint_slab* slab = core_->find(ep);
+  detail::pool_core& core = shared_->part();
+  endpoint_slab* slab = core.find(ep);
   if (slab == nullptr) co_return;
   ++slab->draining;
   close_idle_connections(ep);
   co_await drained(*slab);
   --slab->draining;
-  core_->serve_waiters(*slab);  // those who waited during the drain open connections now
+  core.serve_waiters(*slab);  // those who waited during the drain open connections now
 }
 
+namespace {
+struct all_closed_awaiter {
+  detail::pool_shared& shared;
+  detail::close_waiter w{};
+  bool held = false;
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    detail::shard_core& here = detail::shard_core::current();
+    w.on_cqe = &detail::close_waiter::woken;
+    w.handle = h;
+    w.shard = here.index();
+    if (!shared.wait_closed(w)) return false;
+    here.hold();  // woken by whichever shard closes last
+    held = true;
+    return true;
+  }
+  void await_resume() const noexcept {
+    if (held) detail::shard_core::current().unhold();
+  }
+};
+}  // namespace
+
 task<void> pool::close_pool() {
-  detail::pool_core& core = *core_;
-  core.closed = true;
-  core.fail_waiters();
-  // A snapshot: the slab table must not be walked across an await (it may grow meanwhile).
-  std::vector<endpoint_slab*> slabs;
-  for (const auto& [ep, slab] : core.slabs()) slabs.push_back(slab.get());
-  for (endpoint_slab* slab : slabs) close_idle_connections(slab->ep);
-  for (endpoint_slab* slab : slabs) co_await drained(*slab);
+  shared_->start_close();
+  co_await all_closed_awaiter{*shared_};
 }
 
 pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_threshold,
@@ -370,8 +428,8 @@ pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_thresho
     throw std::invalid_argument("conpool::pool::with_circuit_breaker: open_for " +
                                 std::to_string(open_for.count()) + " s must be more than 0");
   }
-  if (core_->closed) return {.refusal = errc::pool_closed};
-  endpoint_slab& slab = core_->slab_for(ep);
+  if (shared_->part().closed) return {.refusal = errc::pool_closed};
+  endpoint_slab& slab = shared_->part().slab_for(ep);
   slab.failure_threshold = failure_threshold;
   const breaker_ticket trial{
       .admitted = true, .trial = true, .generation = slab.breaker_generation};
@@ -392,7 +450,7 @@ pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_thresho
 }
 
 void pool::breaker_record(const endpoint& ep, breaker_ticket t, std::error_code error) {
-  endpoint_slab* found = core_->find(ep);
+  endpoint_slab* found = shared_->part().find(ep);
   if (found == nullptr) return;
   endpoint_slab& slab = *found;
   if (t.trial) slab.trial_in_flight = false;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // A connection's life in its slot: opening -> active <-> idle -> closing -> free.
-#include "slab.hpp"
+#include "pool_shared.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -18,8 +18,15 @@ void drain_waiters::notify() noexcept {
 
 // ---- endpoint_slab: free list, idle stack, waiters --------------------------------------------
 
-endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap)
-    : core(c), ep(std::move(e)), capacity(cap), slots(new slot[static_cast<std::size_t>(cap)]) {
+endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap, endpoint_entry& shared,
+                             unsigned shard)
+    : core(c),
+      ep(std::move(e)),
+      capacity(cap),
+      slots(new slot[static_cast<std::size_t>(cap)]),
+      entry(shared),
+      stats(shared.sides[shard]),
+      bit(c.multi ? std::uint64_t{1} << shard : 0) {
   for (int i = cap - 1; i >= 0; --i) {
     slot& s = slots[static_cast<std::size_t>(i)];
     s.on_cqe = &pool_core::on_cqe;
@@ -46,6 +53,8 @@ void endpoint_slab::put_free(slot* s) noexcept {
 }
 
 void endpoint_slab::add_waiter(slot_waiter* w) noexcept {
+  // The other shards learn that this one waits (a full barrier: see pool_core::on_wait).
+  if (waiters_head == nullptr && bit != 0) entry.waiting.fetch_or(bit, std::memory_order_seq_cst);
   w->next = nullptr;
   w->prev = waiters_tail;
   (waiters_tail != nullptr ? waiters_tail->next : waiters_head) = w;
@@ -56,6 +65,7 @@ void endpoint_slab::remove_waiter(slot_waiter* w) noexcept {
   (w->prev != nullptr ? w->prev->next : waiters_head) = w->next;
   (w->next != nullptr ? w->next->prev : waiters_tail) = w->prev;
   w->prev = w->next = nullptr;
+  if (waiters_head == nullptr && bit != 0) entry.waiting.fetch_and(~bit, std::memory_order_seq_cst);
 }
 
 slot_waiter* endpoint_slab::pop_waiter() noexcept {
@@ -66,8 +76,13 @@ slot_waiter* endpoint_slab::pop_waiter() noexcept {
 
 // ---- pool_core ---------------------------------------------------------------------------------
 
-pool_core::pool_core(config c)
-    : cfg(std::move(c)),
+pool_core::pool_core(pool_shared& sh, unsigned i)
+    : shared(sh),
+      cfg(sh.cfg),
+      index(i),
+      multi(sh.group.size() > 1),
+      checks_health(static_cast<bool>(sh.cfg.health_check)),
+      closed(sh.closing()),
       names(cfg.dns_ttl),
       lifetime_(std::chrono::duration_cast<loop_clock::duration>(cfg.max_connection_lifetime)),
       idle_limit_(std::chrono::duration_cast<loop_clock::duration>(cfg.max_idle_time)),
@@ -92,8 +107,9 @@ std::string pool_core::busy() const {
     for (int i = 0; i < slab->capacity; ++i) {
       if (slab->slots[static_cast<std::size_t>(i)].state == slot_state::opening) ++opening;
     }
-    if (slab->stats.active != 0 || opening != 0 || !slab->drained.handles.empty()) {
-      return std::to_string(slab->stats.active) + " leased, " + std::to_string(opening) +
+    const std::uint64_t active = read(slab->stats.active);
+    if (active != 0 || opening != 0 || !slab->drained.handles.empty()) {
+      return std::to_string(active) + " leased, " + std::to_string(opening) +
              " opening, " + std::to_string(slab->drained.handles.size()) +
              " task(s) closing connections of " + ep.to_string();
     }
@@ -102,10 +118,21 @@ std::string pool_core::busy() const {
 }
 
 pool_core::~pool_core() {
+  if (!finished_) shut_now();
+}
+
+void pool_core::shut_now() noexcept {
   // Tasks still inside the pool would resume into freed memory: a bug in the caller, stopped
   // here loudly (close_pool() waits for all of them).
   if (std::string why = busy(); !why.empty()) {
     std::fprintf(stderr, "conpool: pool destroyed while in use: %s\n", why.c_str());
+    std::abort();
+  }
+  if (t_current_core != shard_) {
+    std::fprintf(stderr,
+                 "conpool: pool destroyed while shard %u still uses it; co_await close_pool() "
+                 "first\n",
+                 index);
     std::abort();
   }
   closed = true;
@@ -115,6 +142,7 @@ pool_core::~pool_core() {
   }
   shard_->drop_turn_hook(&watch_hook_);
   settle();
+  finished_ = true;
 }
 
 endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
@@ -122,7 +150,8 @@ endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
   if (it == slabs_.end()) {
     if (std::string why = ep.problem(); !why.empty())
       throw std::invalid_argument("conpool: " + why);
-    auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint);
+    auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint,
+                                                shared.table.intern(ep), index);
     it = slabs_.emplace(ep, std::move(slab)).first;
   }
   last_key_ = &it->first;
@@ -141,12 +170,12 @@ void pool_core::close(slot* s, bool after_error) noexcept {
   if (s->state == slot_state::idle) {
     slab.unlink_idle(s);
   } else if (s->state == slot_state::active) {
-    --slab.stats.active;
+    drop(slab.stats.active);
   }
   s->state = slot_state::closing;
   s->watch_queued = false;
-  ++slab.stats.total_closed;
-  if (after_error) ++slab.stats.errors;
+  bump(slab.stats.total_closed);
+  if (after_error) bump(slab.stats.errors);
   if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep);
   unwatch(s);
   shard_core& shard = shard_core::current();
@@ -179,21 +208,26 @@ void pool_core::opened(slot* s, conpool::flow f) noexcept {
   s->created_at = s->last_used = loop_now();
   s->use_count = 0;
   endpoint_slab& slab = *s->slab;
-  ++slab.stats.total_created;
+  bump(slab.stats.total_created);
   if (cfg.on_connection_created) cfg.on_connection_created(slab.ep);
 }
 
 void pool_core::open_failed(slot* s, bool counted) noexcept {
-  if (counted) ++s->slab->stats.errors;
+  if (counted) bump(s->slab->stats.errors);
   freed(s);  // gives the slot back and lets the next waiter open one
 }
 
 void pool_core::arm_queued_watchers(shard_core::turn_hook* h) noexcept {
   pool_core& core = *static_cast<watch_hook*>(h)->core;
+  // Across shards: this turn's idle counts are stored before the waiting shards are read, so a
+  // shard that started to wait meanwhile either sees them (and asks) or is seen here.
+  if (core.multi) std::atomic_thread_fence(std::memory_order_seq_cst);
   for (slot* s : core.to_watch_) {
     if (!s->watch_queued) continue;  // closed meanwhile (or already armed)
     s->watch_queued = false;
-    if (s->state == slot_state::idle && !s->watching) core.arm_watcher(s);
+    if (s->state != slot_state::idle || s->watching) continue;
+    if (core.multi && core.to_waiting_shard(s)) continue;
+    core.arm_watcher(s);
   }
   core.to_watch_.clear();
 }
@@ -259,12 +293,31 @@ void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
         close(s, false);
       } else if (s->state == slot_state::active) {
         s->peer_event = true;  // too late for this lease: evicted when it comes back
+      } else if (s->state == slot_state::leaving) {
+        close(s, false);  // the server spoke up on its way out: it goes nowhere
       }
     } else if (s->state == slot_state::idle) {
-      arm_watcher(s);  // released while its cancel was in flight
+      watch_at_turn_end(s);  // released while its cancel was in flight
     }
   }
-  if (s->state == slot_state::closing && s->pending == 0) freed(s);
+  if (s->pending != 0) return;
+  if (s->state == slot_state::closing) {
+    freed(s);
+  } else if (s->state == slot_state::leaving) {
+    send(s);
+  }
+  if (closing_) maybe_quiet();  // last: once quiet, the part may be freed
+}
+
+slot* pool_core::take_new(endpoint_slab& slab) noexcept {
+  // The budget is the limit across shards; this shard's free slots always cover it.
+  std::atomic<int>& budget = slab.entry.budget;
+  int used = budget.load(std::memory_order_relaxed);
+  do {
+    if (used >= cfg.max_connections_per_endpoint) return nullptr;
+  } while (!budget.compare_exchange_weak(used, used + 1, std::memory_order_seq_cst));
+  ++live_;
+  return slab.take_free();
 }
 
 void pool_core::freed(slot* s) noexcept {
@@ -274,8 +327,11 @@ void pool_core::freed(slot* s) noexcept {
   s->use_count = 0;
   s->peer_event = false;
   --slab.in_use;
+  --live_;
   slab.put_free(s);
+  slab.entry.budget.fetch_sub(1, std::memory_order_seq_cst);
   serve_waiters(slab);
+  if (multi) budget_freed(slab);
   slab.drained.notify();
 }
 
@@ -283,7 +339,7 @@ void pool_core::serve_waiters(endpoint_slab& slab) noexcept {
   // While a close_all_connections drains the slab, nothing new opens: waiters wait for its end.
   if (closed || slab.draining > 0) return;
   while (slab.waiters_head != nullptr) {
-    slot* fresh = slab.take_free();
+    slot* fresh = take_new(slab);
     if (fresh == nullptr) return;
     fresh->state = slot_state::opening;
     grant(slab, fresh);  // the longest waiter opens a connection in it
@@ -293,7 +349,7 @@ void pool_core::serve_waiters(endpoint_slab& slab) noexcept {
 void pool_core::park_idle(slot* s) noexcept {
   s->state = slot_state::idle;
   s->slab->push_idle(s);
-  arm_watcher(s);
+  watch_at_turn_end(s);
   arm_sweeper();
 }
 
@@ -339,16 +395,19 @@ void pool_core::arm_sweeper() noexcept {
 void pool_core::on_sweep(completion* c, unsigned role, int res, unsigned) noexcept {
   pool_core& core = *static_cast<sweeper*>(c)->core;
   --core.outstanding_;
-  if (role != role_main) return;  // the remove's own CQE
-  core.sweeper_.armed = false;
-  if (res != -ETIME || core.sweeper_.removing) return;
-  core.sweep();
-  for (auto& [ep, slab] : core.slabs_) {
-    if (slab->idle_top != nullptr) {
-      core.arm_sweeper();
-      break;
+  if (role == role_main) {  // not the remove's own CQE
+    core.sweeper_.armed = false;
+    if (res == -ETIME && !core.sweeper_.removing && !core.closed) {
+      core.sweep();
+      for (auto& [ep, slab] : core.slabs_) {
+        if (slab->idle_top != nullptr) {
+          core.arm_sweeper();
+          break;
+        }
+      }
     }
   }
+  if (core.closing_) core.maybe_quiet();  // last: once quiet, the part may be freed
 }
 
 void pool_core::settle() noexcept {

@@ -32,11 +32,19 @@ constexpr int poll_budget = 64;
 
 }  // namespace
 
-shard_core::shard_core(const shard_options& options) {
+shard_core::shard_core(const shard_options& options, shard_group* group, unsigned index) {
   if (t_current_core != nullptr) {
     throw std::logic_error("conpool::shard: this thread already has a shard (one per thread)");
   }
   const ring_setup setup = setup_ring(ring_, options);
+  if (group == nullptr) {
+    own_group_ = std::make_unique<shard_group>(1);
+    group = own_group_.get();
+  }
+  group_ = group;
+  index_ = index;
+  shared_ = group->size() > 1;
+  group->attach(index, this);
   flags_ = setup.flags;
   mode_ = setup.mode;
   has_socket_op_ = ring_supports(ring_, IORING_OP_SOCKET);
@@ -50,6 +58,7 @@ shard_core::~shard_core() {
     io_uring_unregister_eventfd(&ring_);
     ::close(notify_fd_);
   }
+  group_->detach(index_);
   io_uring_queue_exit(&ring_);
   t_current_core = nullptr;
   frame_heap_detach();
@@ -72,6 +81,15 @@ io_uring_sqe* shard_core::sqe(unsigned reserve) noexcept {
   return io_uring_get_sqe(&ring_);
 }
 
+void shard_core::post(unsigned to, completion* c) noexcept {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_msg_ring(s, group_->ring_fd(to), 0, user_data(c, role_post), 0);
+  // The sender hears of a post only when it fails: the target may free `c` the moment it
+  // arrives, so a success CQE here could not name it.
+  s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(s, user_data(c, role_post));
+}
+
 void shard_core::stash_cqes() noexcept {
   io_uring_get_events(&ring_);  // moves overflowed CQEs into the ring
   io_uring_cqe* cqe = nullptr;
@@ -88,7 +106,9 @@ void shard_core::enter(bool wait) noexcept {
   ++counters_.enters;
   // DEFER_TASKRUN rings complete nothing unless asked (GETEVENTS), so even the non-waiting
   // flush asks for events.
+  if (wait) go_offline();
   const int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
+  if (wait) go_online();
   // Once per kernel entry, where time passes: the pool reads this, never the clock itself.
   now_ = std::chrono::steady_clock::now();
   if (r >= 0 || r == -EINTR || r == -ETIME) return;
@@ -108,6 +128,10 @@ void shard_core::dispatch(std::uint64_t user_data, int res, unsigned flags) noex
   auto* target = reinterpret_cast<completion*>(user_data & ~std::uint64_t{role_mask});
   if (role == role_wake) {
     --external_;
+    target->on_cqe(target, role, res, flags);
+    return;
+  }
+  if (role == role_post) {  // never counted in flight: see post()
     target->on_cqe(target, role, res, flags);
     return;
   }
@@ -182,18 +206,26 @@ bool shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
   schedule(h);
   while (!h.done()) {
     ++counters_.turns;
+    pass_quiescent();
     run_ready();
     if (h.done()) break;
     run_turn_hooks();
     const bool to_submit = io_uring_sq_ready(&ring_) > 0;
     if (ready_.empty() && stash_.empty()) {
-      if (!to_submit && inflight_ == 0 && receivers_ == 0 && external_ == 0) return false;
+      if (!to_submit && inflight_ == 0 && receivers_ == 0 && external_ == 0 && holds_ == 0) {
+        return false;
+      }
       enter(true);
     } else if (to_submit || inflight_ > 0) {
       enter(false);  // tasks are ready: only flush and collect, never wait
     }
     // (Tasks ready and nothing owed by the kernel: a syscall would find nothing, so none.)
     reap();
+  }
+  // What the last task prepared (a post to another shard, a close) goes now, not at the next run.
+  if (io_uring_sq_ready(&ring_) > 0) {
+    ++counters_.enters;
+    (void)io_uring_submit(&ring_);
   }
   rethrow_spawn_error();
   return true;
@@ -215,6 +247,7 @@ std::size_t shard_core::poll() {
   std::size_t handled = 0;
   for (int round = 0; round < poll_budget; ++round) {
     ++counters_.turns;
+    pass_quiescent();
     enter(false);
     handled += reap();
     handled += run_ready();
@@ -306,6 +339,10 @@ bool shard_core::take_message(message& out) noexcept {
 // The public handle forwards to the core.
 
 shard::shard(shard_options options) : core_(std::make_unique<detail::shard_core>(options)) {
+  core_->owner = this;
+}
+shard::shard(shard_options options, detail::shard_group& group, unsigned index)
+    : core_(std::make_unique<detail::shard_core>(options, &group, index)) {
   core_->owner = this;
 }
 shard::~shard() = default;

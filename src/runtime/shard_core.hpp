@@ -5,10 +5,12 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <vector>
 
 #include <conpool/detail/cancel_node.hpp>
@@ -16,6 +18,7 @@
 #include <conpool/shard.hpp>
 
 #include "ring_buffer.hpp"
+#include "shard_group.hpp"
 
 namespace conpool::detail {
 
@@ -40,7 +43,9 @@ struct fire {
 
 class shard_core {
  public:
-  explicit shard_core(const shard_options& options);
+  /// A shard of `group` at place `index`, or (no group) a group of one of its own.
+  explicit shard_core(const shard_options& options, shard_group* group = nullptr,
+                      unsigned index = 0);
   ~shard_core();
   shard_core(const shard_core&) = delete;
   shard_core& operator=(const shard_core&) = delete;
@@ -93,6 +98,24 @@ class shard_core {
   void spawn(task<void> t);
   [[nodiscard]] std::size_t spawned() const noexcept { return spawned_; }
 
+  /// The shards this one works with, and its place among them.
+  [[nodiscard]] shard_group& group() const noexcept { return *group_; }
+  [[nodiscard]] unsigned index() const noexcept { return index_; }
+  /// Posts `c` to shard `to` of the group (IORING_OP_MSG_RING, with the next submission):
+  /// there its on_cqe runs with role_post and res 0. No CQE here unless the post fails (the
+  /// target's CQ is full): then on_cqe runs here with role_post and res < 0, and `c` is still
+  /// the sender's.
+  void post(unsigned to, completion* c) noexcept;
+  /// Another shard may wake a task of this one (a post is due): the loop waits for it rather
+  /// than report a deadlock. Paired with `unhold`.
+  void hold() noexcept { ++holds_; }
+  void unhold() noexcept { --holds_; }
+  /// RCU: odd while the shard runs a turn (it may hold a snapshot), even while it waits in the
+  /// kernel (it holds none); it changes at every turn.
+  [[nodiscard]] std::uint64_t quiescent_mark() const noexcept {
+    return qs_.load(std::memory_order_seq_cst);
+  }
+
   // MSG_RING inbox.
   bool take_message(message& out) noexcept;
   void add_receiver(io::msg_receive_op* r) noexcept;
@@ -128,12 +151,26 @@ class shard_core {
   void run_turn_hooks() noexcept;
   void enter(bool wait) noexcept;
   void stash_cqes() noexcept;
+  // RCU quiescent states, for groups of more than one (a lone shard is its own only reader).
+  void pass_quiescent() noexcept {
+    if (shared_) qs_.store(qs_.load(std::memory_order_relaxed) + 2, std::memory_order_seq_cst);
+  }
+  void go_offline() noexcept {
+    if (shared_) qs_.store(qs_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+  }
+  void go_online() noexcept { go_offline(); }
   void drain_spawned() noexcept;
   void rethrow_spawn_error();
   fire run_detached(task<void> t);
 
   io_uring ring_{};
-  unsigned flags_ = 0;
+  std::unique_ptr<shard_group> own_group_;  // a lone shard's group of one
+  shard_group* group_ = nullptr;
+  unsigned index_ = 0;
+  bool shared_ = false;  // the group has other shards
+  std::uint64_t holds_ = 0;  // posts other shards owe this one (see hold)
+  alignas(64) std::atomic<std::uint64_t> qs_{1};
+  alignas(64) unsigned flags_ = 0;
   ring_mode mode_ = ring_mode::plain;
   bool has_socket_op_ = false;
   bool in_loop_ = false;  // inside run() or poll()

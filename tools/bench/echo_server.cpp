@@ -8,7 +8,7 @@
 namespace conpool::bench {
 namespace {
 
-task<void> serve(flow f) {
+task<void> serve(flow f, echo_server::counts& c) {
   std::vector<std::byte> buf(64 * 1024);
   for (;;) {
     result<std::size_t> n = co_await f.read_some(buf);
@@ -16,13 +16,19 @@ task<void> serve(flow f) {
     if (!co_await f.write_all(std::span(buf.data(), *n))) break;
   }
   (void)co_await f.close();
+  c.open_now.fetch_sub(1);
 }
 
-task<void> accept_loop(listener& l, scope& sc) {
+task<void> accept_loop(listener& l, scope& sc, echo_server::counts& c) {
   for (;;) {
     result<flow> f = co_await l.accept();
     if (!f) co_return;
-    sc.spawn(serve(std::move(*f)));
+    c.accepted.fetch_add(1);
+    const int now = c.open_now.fetch_add(1) + 1;
+    int peak = c.peak.load();
+    while (now > peak && !c.peak.compare_exchange_weak(peak, now)) {
+    }
+    sc.spawn(serve(std::move(*f), c));
   }
 }
 
@@ -55,13 +61,13 @@ void echo_server::run(int count) {
   ring_fd_ = s.ring_fd();
   state_.store(1);
   state_.notify_one();
-  s.run([](std::vector<listener>& ls) -> task<void> {
+  s.run([](std::vector<listener>& ls, counts& c) -> task<void> {
     co_await scoped([&](scope& sc) -> task<void> {
-      for (listener& l : ls) sc.spawn(accept_loop(l, sc));
+      for (listener& l : ls) sc.spawn(accept_loop(l, sc, c));
       (void)co_await io::msg_receive();  // the stop: leaving the scope cancels every task
       sc.cancel();
     });
-  }(listeners));
+  }(listeners, counts_));
 }
 
 echo_server::~echo_server() {

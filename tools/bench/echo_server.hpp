@@ -21,12 +21,23 @@ class echo_server {
   echo_server& operator=(const echo_server&) = delete;
 
   [[nodiscard]] const std::vector<std::uint16_t>& ports() const noexcept { return ports_; }
+  /// Connections held now, the most held at once, and accepted in all (any thread).
+  [[nodiscard]] int open_now() const noexcept { return counts_.open_now.load(); }
+  [[nodiscard]] int peak() const noexcept { return counts_.peak.load(); }
+  [[nodiscard]] int accepted() const noexcept { return counts_.accepted.load(); }
+
+  struct counts {
+    std::atomic<int> open_now{0};
+    std::atomic<int> peak{0};
+    std::atomic<int> accepted{0};
+  };
 
  private:
   void run(int listeners);
 
   std::thread thread_;
   std::vector<std::uint16_t> ports_;
+  counts counts_;
   int ring_fd_ = -1;
   std::atomic<int> state_{0};  // 0 starting, 1 serving, 2 failed to start
   int error_ = 0;

@@ -35,6 +35,7 @@ enum sqe_role : unsigned {
   role_message = 3,  ///< a MSG_RING message from another ring (no SQE of ours)
   role_wake = 4,     ///< a MSG_RING wake-up for a completion of ours, from a helper thread
   role_aux = 5,      ///< another SQE of the same owner (a TLS close_notify before its close)
+  role_post = 6,     ///< a post between shards of a group (MSG_RING); res < 0: it failed to leave
   role_mask = 7,
 };
 

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// What the shards of one pool share: the config, the endpoint table, each shard's part (made on
+// that shard at its first use), the parcels between parts, and closing across shards.
+//
+// Parcels travel with IORING_OP_MSG_RING; the kinds:
+//   want  A -> B  A has waiters and B idle connections: B gives one (a gift) or answers none
+//   gift  B -> A  a connection (its flow, times and uses); it stays within the endpoint budget
+//   none  B -> A  nothing to give
+//   room  B -> A  B closed a connection while A waits: A may open one within the budget
+//   close A -> B  the pool is closing: B closes its part
+// No mutex and no eventfd on this path.
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <conpool/config.hpp>
+#include <conpool/flow.hpp>
+
+#include "endpoint_table.hpp"
+#include "pool_core.hpp"
+
+namespace conpool::detail {
+
+enum class parcel_kind : std::uint8_t { want, gift, none, room, close };
+
+struct parcel : completion {
+  // Set before it is posted, read when it arrives: the kernel carries the parcel, this tells
+  // the memory model (and TSan) that its contents came with it.
+  std::atomic<bool> sent{false};
+  parcel_kind kind = parcel_kind::want;
+  pool_shared* pool = nullptr;
+  endpoint_entry* entry = nullptr;  // nullptr for close
+  unsigned from = 0;
+  unsigned to = 0;
+  // A gift's connection.
+  conpool::flow flow;
+  loop_clock::time_point created_at{};
+  loop_clock::time_point last_used{};
+  std::uint32_t use_count = 0;
+
+  /// Where a parcel's CQE goes: its arrival (res 0) or, on the sender, its failure (res < 0).
+  static void arrived(completion* c, unsigned role, int res, unsigned flags) noexcept;
+};
+
+/// A task waiting for close_pool to finish on every shard (lives in its frame).
+struct close_waiter : completion {
+  std::atomic<bool> sent{false};
+  std::coroutine_handle<> handle;
+  unsigned shard = 0;
+
+  static void woken(completion* c, unsigned role, int res, unsigned flags) noexcept;
+};
+
+class pool_shared {
+ public:
+  pool_shared(config c, shard_group& group);
+  ~pool_shared();
+  pool_shared(const pool_shared&) = delete;
+  pool_shared& operator=(const pool_shared&) = delete;
+
+  const config cfg;
+  shard_group& group;
+  endpoint_table table;
+
+  /// The calling shard's part, made on first use. Throws std::logic_error when the calling
+  /// thread runs no shard of the pool's group.
+  pool_core& part() {
+    const shard_core* c = t_current_core;
+    if (c != nullptr && &c->group() == &group) [[likely]] {
+      if (pool_core* p = parts_[c->index()].get()) [[likely]] return *p;
+    }
+    return make_part();
+  }
+  [[nodiscard]] pool_core* part_at(unsigned i) const noexcept { return parts_[i].get(); }
+  [[nodiscard]] bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
+
+  /// Sends `p` to shard `to` (it arrives there in pool_core::arrive).
+  void post(parcel* p, unsigned to) noexcept;
+  /// A parcel arrived (or a part became quiet while closing): one piece of work less.
+  void work_done() noexcept;
+
+  /// close_pool: closes this shard's part and has every other shard close its own.
+  void start_close();
+  /// Parks `w` until every part is closed and no parcel travels; false when that is so already.
+  bool wait_closed(close_waiter& w);
+
+ private:
+  pool_core& make_part();
+  void all_closed() noexcept;
+
+  std::unique_ptr<std::unique_ptr<pool_core>[]> parts_;  // [i]: written by shard i only
+  std::atomic<bool> closing_{false};
+  // Parcels travelling, plus (once closing) parts not yet quiet: 0 then means all closed.
+  std::atomic<std::int64_t> open_work_{0};
+  std::atomic<bool> counting_parts_{false};
+  std::mutex close_mutex_;  // close_pool's waiters (shutdown only)
+  std::vector<close_waiter*> close_waiters_;
+  bool closed_ = false;
+};
+
+}  // namespace conpool::detail

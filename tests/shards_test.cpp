@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+// One pool over a runtime of 2 to 4 shards: the per-endpoint limit across shards, hand-offs
+// both ways (a steal, a release to a waiter on another shard), stats read from a thread that is
+// no shard, and close_pool across shards. The server is the bench's echo server on a thread of
+// its own, counting the connections it sees.
+#include <atomic>
+#include <map>
+#include <string_view>
+#include <thread>
+
+#include "../tools/bench/echo_server.hpp"
+#include "support/support.hpp"
+
+namespace conpool::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One echo of `text` on `f`, checked byte for byte.
+task<result<void>> echo(flow& f, std::string_view text) {
+  if (result<void> w = co_await f.write_all(text); !w) co_return fail(w.error());
+  std::string back(text.size(), '\0');
+  if (result<void> r = co_await f.read_exact(std::as_writable_bytes(std::span(back))); !r) {
+    co_return fail(r.error());
+  }
+  if (back != text) co_return fail(errc::unhealthy);
+  co_return result<void>{};
+}
+
+config limit(int n) {
+  config c = default_config();
+  c.max_connections_per_endpoint = n;
+  return c;
+}
+
+// Tasks of different shards take turns: shard `to` is told to go on (a MSG_RING message).
+task<void> tell(runtime& rt, unsigned to, std::uint64_t what = 0) {
+  REQUIRE(co_await io::msg_send(rt.ring_fd(to), {.data = what}));
+}
+task<std::uint64_t> heard() {
+  result<message> m = co_await io::msg_receive();
+  REQUIRE(m);
+  co_return m->data;
+}
+// A few loop turns: tasks spawned before this have run up to their first wait.
+task<void> turns() {
+  for (int i = 0; i < 3; ++i) (void)co_await io::nop();
+}
+
+endpoint at(const bench::echo_server& srv, std::size_t i = 0) {
+  return {"127.0.0.1", srv.ports()[i]};
+}
+
+}  // namespace
+
+TEST_CASE("10,000 acquisitions over 2 to 4 shards never exceed a limit of 4") {
+  for (const unsigned shards : {2U, 3U, 4U}) {
+    for (const ring_mode mode : ring_modes()) {
+      CAPTURE(shards);
+      CAPTURE(mode);
+      fd_leak_check leaks;
+      bench::echo_server srv(1);
+      const endpoint ep = at(srv);
+      runtime rt({.shards = shards, .shard = {.mode = mode}});
+      {
+        pool p(rt, limit(4));
+        constexpr int total = 10'000;
+        constexpr int tasks_per_shard = 8;  // more waiters than connections on every shard
+        std::atomic<int> done{0};
+        std::atomic<int> failed{0};
+        rt.run([&](unsigned shard) -> task<void> {
+          const int mine = total / static_cast<int>(shards) +
+                           (shard < total % shards ? 1 : 0);
+          co_await scoped([&](scope& sc) -> task<void> {
+            for (int t = 0; t < tasks_per_shard; ++t) {
+              const int n = mine / tasks_per_shard + (t < mine % tasks_per_shard ? 1 : 0);
+              sc.spawn([](pool& p, const endpoint& ep, int n, std::atomic<int>& done,
+                          std::atomic<int>& failed) -> task<void> {
+                for (int i = 0; i < n; ++i) {
+                  result<void> r = co_await p.with_connection(
+                      ep, [](flow& f) -> task<result<void>> { return echo(f, "ping-pong"); });
+                  (r ? done : failed).fetch_add(1);
+                }
+              }(p, ep, n, done, failed));
+            }
+            co_await sc.join();
+          });
+        });
+        CHECK(done.load() == total);
+        CHECK(failed.load() == 0);
+        CHECK(srv.accepted() <= 4);
+        CHECK(srv.peak() <= 4);
+        const endpoint_stats st = p.stats(ep);
+        CHECK(st.total_created + st.total_reused == total);  // every acquisition counted once
+        CHECK(st.total_created == st.total_closed);          // the run's end closed the pool
+        CHECK(st.active == 0);
+        CHECK(st.idle == 0);
+        CHECK(st.errors == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("a shard at the limit steals an idle connection from another") {
+  fd_leak_check leaks;
+  bench::echo_server srv(1);
+  const endpoint ep = at(srv);
+  runtime rt({.shards = 2});
+  pool p(rt, limit(1));
+  rt.run([&](unsigned shard) -> task<void> {
+    if (shard == 0) {
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c);
+      CHECK(co_await echo(c->flow(), "first"));
+      p.release(std::move(*c));  // idle on shard 0
+      co_await tell(rt, 1);
+      CHECK(co_await heard() == 2);  // shard 1 is done
+    } else {
+      (void)co_await heard();
+      result<connection> c = co_await p.acquire(ep);  // budget spent: from shard 0
+      REQUIRE(c);
+      CHECK(c->use_count() == 2);
+      CHECK(co_await echo(c->flow(), "second, on shard 1"));
+      p.release(std::move(*c));
+      co_await tell(rt, 0, 2);
+    }
+  });
+  CHECK(srv.accepted() == 1);
+  const endpoint_stats st = p.stats(ep);
+  CHECK(st.total_created == 1);
+  CHECK(st.total_reused == 1);
+  CHECK(st.total_closed == 1);
+}
+
+TEST_CASE("a release goes to a task waiting on another shard") {
+  fd_leak_check leaks;
+  bench::echo_server srv(1);
+  const endpoint ep = at(srv);
+  runtime rt({.shards = 2});
+  pool p(rt, limit(1));
+  rt.run([&](unsigned shard) -> task<void> {
+    if (shard == 0) {
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c);
+      co_await tell(rt, 1);
+      (void)co_await heard();  // shard 1 waits for a connection now
+      CHECK(co_await echo(c->flow(), "mine first"));
+      p.release(std::move(*c));  // straight to shard 1's waiter
+    } else {
+      (void)co_await heard();
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn([](pool& p, const endpoint& ep) -> task<void> {
+          result<connection> c = co_await p.acquire(ep);
+          REQUIRE(c);
+          CHECK(c->use_count() == 2);
+          CHECK(co_await echo(c->flow(), "handed over"));
+          p.release(std::move(*c));
+        }(p, ep));
+        co_await turns();  // the task waits at the limit
+        co_await tell(rt, 0);
+        co_await sc.join();
+      });
+    }
+  });
+  CHECK(srv.accepted() == 1);
+  const endpoint_stats st = p.stats(ep);
+  CHECK(st.total_created == 1);
+  CHECK(st.total_reused == 1);
+}
+
+TEST_CASE("a lease is given back on the shard that took it") {
+  bench::echo_server srv(1);
+  const endpoint ep = at(srv);
+  runtime rt({.shards = 2});
+  pool p(rt, limit(2));
+  connection travelling;
+  rt.run([&](unsigned shard) -> task<void> {
+    if (shard == 0) {
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c);
+      travelling = std::move(*c);
+      co_await tell(rt, 1);
+      (void)co_await heard();
+      p.release(std::move(travelling));
+    } else {
+      (void)co_await heard();
+      CHECK_THROWS_WITH_AS(p.release(std::move(travelling)),
+                           "conpool::pool::release: the lease belongs to shard 0; give it back "
+                           "there",
+                           std::invalid_argument);
+      co_await tell(rt, 0);
+    }
+  });
+  CHECK(p.stats(ep).total_closed == 1);
+}
+
+TEST_CASE("stats read in a tight loop from a thread that is no shard") {
+  fd_leak_check leaks;
+  bench::echo_server srv(8);  // eight endpoints: the table grows while it is read
+  runtime rt({.shards = 2});
+  pool p(rt, limit(2));
+  std::atomic<bool> stop{false};
+  std::atomic<long> reads{0};
+  std::thread metrics([&] {
+    // Each shard's counters are read as of its own moment, so gauges summed over shards may
+    // be off by a connection in hand-over; cumulative counters never go back.
+    std::map<std::uint16_t, endpoint_stats> last;
+    while (!stop.load()) {
+      for (const auto& [ep, st] : p.all_stats()) {
+        endpoint_stats& before = last[ep.port];
+        CHECK(st.total_created <= 2);  // nothing closes before the run's end
+        CHECK(st.total_created >= before.total_created);
+        CHECK(st.total_reused >= before.total_reused);
+        before = st;
+      }
+      (void)p.stats(at(srv, 3));
+      reads.fetch_add(1);
+    }
+  });
+  rt.run([&](unsigned shard) -> task<void> {
+    for (int round = 0; round < 50; ++round) {
+      for (std::size_t i = 0; i < srv.ports().size(); ++i) {
+        const endpoint ep = at(srv, (i + shard) % srv.ports().size());
+        result<void> r = co_await p.with_connection(
+            ep, [](flow& f) -> task<result<void>> { return echo(f, "stats"); });
+        CHECK(r);
+      }
+    }
+  });
+  stop.store(true);
+  metrics.join();
+  CHECK(reads.load() > 0);
+  const auto all = p.all_stats();
+  CHECK(all.size() == 8);
+  std::uint64_t acquisitions = 0;
+  for (const auto& [ep, st] : all) {
+    acquisitions += st.total_created + st.total_reused;
+    CHECK(st.total_created == st.total_closed);
+  }
+  CHECK(acquisitions == 2 * 50 * 8);
+}
+
+TEST_CASE("close_pool across shards: a waiter on one, the lease on another") {
+  fd_leak_check leaks;
+  bench::echo_server srv(1);
+  const endpoint ep = at(srv);
+  runtime rt({.shards = 2});
+  pool p(rt, limit(1));
+  std::error_code waiter_got;
+  bool closed_returned = false;
+  rt.run([&](unsigned shard) -> task<void> {
+    if (shard == 0) {
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c);
+      co_await tell(rt, 1);
+      (void)co_await heard();  // shard 1 waits, and is closing the pool
+      CHECK(co_await echo(c->flow(), "still usable"));
+      p.release(std::move(*c));  // closed: the pool is closing
+      result<connection> again = co_await p.acquire(ep);
+      REQUIRE_FALSE(again);
+      CHECK(again.error() == errc::pool_closed);
+    } else {
+      (void)co_await heard();
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn([](pool& p, const endpoint& ep, std::error_code& got) -> task<void> {
+          result<connection> c = co_await p.acquire(ep);
+          REQUIRE_FALSE(c);
+          got = c.error();
+        }(p, ep, waiter_got));
+        co_await turns();  // it waits for shard 0's connection
+        sc.spawn([](pool& p, bool& returned) -> task<void> {
+          co_await p.close_pool();
+          returned = true;
+        }(p, closed_returned));
+        co_await turns();
+        CHECK(waiter_got == errc::pool_closed);
+        CHECK_FALSE(closed_returned);  // shard 0's lease is still out
+        co_await tell(rt, 0);
+        co_await sc.join();
+      });
+    }
+  });
+  CHECK(closed_returned);
+  const endpoint_stats st = p.stats(ep);
+  CHECK(st.total_created == 1);
+  CHECK(st.total_closed == 1);
+  CHECK(st.active + st.idle == 0);
+}
+
+TEST_CASE("runtime and pool refuse bad use with a clear error") {
+  CHECK_THROWS_WITH_AS(runtime({.shards = 65}), "conpool::runtime: shards 65 is more than 64",
+                       std::invalid_argument);
+  runtime rt({.shards = 2});
+  pool p(rt);
+  CHECK(p.stats({"127.0.0.1", 1}) == endpoint_stats{});  // from a thread that is no shard
+  shard lone;
+  CHECK_THROWS_WITH_AS(lone.run(p.close_pool()),
+                       "conpool::pool: used on a shard that is not one of the pool's (another "
+                       "runtime, or a shard of its own)",
+                       std::logic_error);
+}
+
+}  // namespace conpool::testing
