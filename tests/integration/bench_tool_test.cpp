@@ -84,6 +84,25 @@ TEST_CASE("conpool-bench: --target tcp:// against a real echo server, pooled and
   CHECK(r.out.find("first error") == std::string::npos);
 }
 
+TEST_CASE("conpool-bench: --shards runs 1 to N shards sharing one pool, within its limit") {
+  bench::echo_server server(1);
+  const std::string target = "tcp://127.0.0.1:" + std::to_string(server.ports()[0]);
+  const bench::program_result r =
+      run_program({tool(), "--target", target, "--shards", "2", "--connections", "6",
+                   "--requests", "600", "--quiet"});
+  INFO(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find(target + " (1 shard)") != std::string::npos);
+  CHECK(r.out.find(target + " (2 shards)") != std::string::npos);
+  CHECK(server.accepted() <= 2 * 6);  // 6 a run: the limit holds across the shards
+  // Without --target: the embedded echo server.
+  const bench::program_result alone =
+      run_program({tool(), "--shards", "2", "--connections", "4", "--requests", "200", "--quiet"});
+  INFO(alone.out, alone.err);
+  CHECK(alone.status == 0);
+  CHECK(alone.out.find("(2 shards)") != std::string::npos);
+}
+
 TEST_CASE("conpool-bench: a refused target fails the run with the system's reason") {
   testing::refusing_port closed;
   const bench::program_result r = run_program(
@@ -107,6 +126,8 @@ TEST_CASE("conpool-bench: bad options are named, before any I/O") {
       {{"--target", "redis://127.0.0.1:1", "--compare", "wrk"}, "http:// or https:// targets only"},
       {{"--size", "big"}, "--size big: not a number"},
       {{"--frobnicate"}, "unknown option --frobnicate"},
+      {{"--shards", "65"}, "--shards 65: out of range"},
+      {{"--shards", "2", "--preset", "burst_traffic"}, "--shards 2: runs a --target or the echo"},
   };
   for (const bad_case& c : cases) {
     std::vector<std::string> argv = {tool()};

@@ -38,8 +38,22 @@ int main_checked(int argc, char** argv) {
     for (const preset& p : o.runs) servers = std::max(servers, p.servers);
     std::unique_ptr<echo_server> server;
     if (servers > 0) server = std::make_unique<echo_server>(servers);
-    shard s;
-    s.run(run_all(o, server.get(), r, bar));
+    if (o.shards > 0) {
+      // 1, 2, ..., N shards against the target, or an echo server of our own.
+      options so = o;
+      std::unique_ptr<echo_server> echo;
+      if (!so.target) {
+        echo = std::make_unique<echo_server>(1);
+        so.target = clients::url::parse("tcp://127.0.0.1:" + std::to_string(echo->ports()[0]));
+      }
+      for (unsigned n = 1; n <= so.shards; ++n) {
+        if (so.pooled()) r.runs.push_back(run_sharded(so, n, true, bar));
+        if (so.fresh()) r.runs.push_back(run_sharded(so, n, false, bar));
+      }
+    } else {
+      shard s;
+      s.run(run_all(o, server.get(), r, bar));
+    }
   }  // the client shard ends before the echo server stops
   if (o.compare) {
     const run_result* ours = nullptr;

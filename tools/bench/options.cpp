@@ -31,6 +31,10 @@ each through the pool and with a fresh connection per message, then prints a tab
   --requests N          stop a --target run after N requests instead
   --size B              message bytes, or the Redis value's (64)
   --redis-op get|set    the Redis command (get)
+  --shards N            run the target (or, without --target, the embedded echo server)
+                        on 1, 2, ..., N shards, one thread each, sharing one pool: the
+                        --connections are spread over the shards and are the pool's
+                        limit across all of them (1 to 64)
   --compare PEER        also run wrk (http://) or redis-benchmark (redis://) against the
                         same server, same connections and duration, and print the ratio
   --json FILE           every figure, the machine and the command, as JSON
@@ -110,7 +114,7 @@ std::optional<options> parse_options(int argc, char** argv) {
     static constexpr std::string_view with_value[] = {
         "--preset", "--mode",     "--min-time", "--target", "--connections", "--duration",
         "--requests", "--size", "--redis-op", "--compare", "--json",        "--html",
-        "--ca-file",  "--sni"};
+        "--ca-file",  "--sni",      "--shards"};
     if (std::find(std::begin(with_value), std::end(with_value), opt) == std::end(with_value)) {
       throw std::invalid_argument("unknown option " + std::string(opt) + " (see --help)");
     }
@@ -146,6 +150,8 @@ std::optional<options> parse_options(int argc, char** argv) {
     } else if (opt == "--compare") {
       if (v != "wrk" && v != "redis-benchmark") bad(opt, v, "expected wrk or redis-benchmark");
       o.compare = std::string(v);
+    } else if (opt == "--shards") {
+      o.shards = number<unsigned>(opt, v, 1, 64);
     } else if (opt == "--ca-file") {
       o.ca_file = std::string(v);
     } else if (opt == "--sni") {
@@ -159,6 +165,9 @@ std::optional<options> parse_options(int argc, char** argv) {
   if (o.target && !o.runs.empty()) {
     throw std::invalid_argument("--preset and --target: one or the other");
   }
+  if (o.shards > 0 && !o.runs.empty()) {
+    bad("--shards", std::to_string(o.shards), "runs a --target or the echo server, not presets");
+  }
   if (o.compare) {
     if (!o.target) bad("--compare", *o.compare, "needs a --target");
     const bool http = o.target->scheme == "http" || o.target->scheme == "https";
@@ -168,7 +177,7 @@ std::optional<options> parse_options(int argc, char** argv) {
                               : "compares against redis:// targets only");
     }
   }
-  if (!o.target && o.runs.empty()) add_presets(o, "all");
+  if (!o.target && o.runs.empty() && o.shards == 0) add_presets(o, "all");
   return o;
 }
 

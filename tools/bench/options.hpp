@@ -43,6 +43,7 @@ struct options {
   bool insecure = false;                ///< --insecure: no certificate verification
   std::optional<std::string> json;      ///< --json FILE
   std::optional<std::string> html;      ///< --html FILE
+  unsigned shards = 0;                  ///< --shards N: the target with 1, 2, ..., N shards
   bool quiet = false;                   ///< --quiet: no progress bar
   std::string command;                  ///< the command line, as typed
 

@@ -239,67 +239,142 @@ task<run_result> run_preset(const preset& p, bool pooled, std::vector<std::uint1
   co_return out;
 }
 
-task<run_result> run_target(const options& o, bool pooled, progress& bar) {
+namespace {
+
+// What a target run sends, decided once from the options.
+struct target_plan {
+  endpoint ep{};
+  protocol proto = protocol::echo;
+  std::string request{};  // HTTP GET or Redis command; empty for echo
+  std::string detail{};
+};
+
+target_plan plan_target(const options& o) {
   const clients::url& u = *o.target;
+  target_plan plan{.ep = endpoint(u.host, u.port)};
+  plan.proto = u.scheme == "http" || u.scheme == "https" ? protocol::http
+               : u.scheme == "redis"                     ? protocol::redis
+                                                         : protocol::echo;
+  plan.detail = std::to_string(o.connections) + " connections, " +
+                (plan.proto == protocol::http    ? "GET " + u.path
+                 : plan.proto == protocol::redis ? (o.redis_op == "get" ? "GET " : "SET ") +
+                                                       std::to_string(o.size) + " B"
+                                                 : "echo " + std::to_string(o.size) + " B");
+  if (u.scheme == "tls" || u.scheme == "https") {
+    // Verified by default, as everywhere in conpool; --insecure is the caller's explicit choice.
+    plan.ep.tls = tls_config{tls_context::make({.ca_file = o.ca_file,
+                                                .insecure_skip_verify = o.insecure}),
+                             o.sni};
+  }
+  if (plan.proto == protocol::http) plan.request = clients::http_get_request(u.authority(), u.path);
+  if (plan.proto == protocol::redis) {
+    const std::string value(static_cast<std::size_t>(o.size), 'v');
+    const std::string_view get[] = {"GET", "conpool-bench:key"};
+    const std::string_view set[] = {"SET", "conpool-bench:key", value};
+    plan.request = clients::resp_command(o.redis_op == "get"
+                                             ? std::span<const std::string_view>(get)
+                                             : std::span<const std::string_view>(set));
+  }
+  return plan;
+}
+
+run_result named(const options& o, bool pooled, const std::string& detail) {
   run_result out;
-  out.name = u.to_string();
+  out.name = o.target->to_string();
   out.mode = pooled ? "pooled" : "fresh";
   out.concurrency = o.connections;
-  const bool secure = u.scheme == "tls" || u.scheme == "https";
-  const protocol proto = u.scheme == "http" || u.scheme == "https" ? protocol::http
-                         : u.scheme == "redis"                     ? protocol::redis
-                                                                   : protocol::echo;
-  out.detail = std::to_string(o.connections) + " connections, " +
-               (proto == protocol::http    ? "GET " + u.path
-                : proto == protocol::redis ? (o.redis_op == "get" ? "GET " : "SET ") +
-                                                 std::to_string(o.size) + " B"
-                                           : "echo " + std::to_string(o.size) + " B");
-  pool pl(pool_config(pooled, pooled ? o.connections : o.connections * 2));
-  target_state ts{endpoint(u.host, u.port), {}};
-  if (secure) {
-    // Verified by default, as everywhere in conpool; --insecure is the caller's explicit choice.
-    ts.ep.tls = tls_config{tls_context::make({.ca_file = o.ca_file,
-                                              .insecure_skip_verify = o.insecure}),
-                           o.sni};
-  }
-  std::string request;
-  if (proto == protocol::http) request = clients::http_get_request(u.authority(), u.path);
-  if (proto == protocol::redis) {
-    const std::string value(static_cast<std::size_t>(o.size), 'v');
-    if (o.redis_op == "get") {
-      if (result<void> ready = co_await redis_prepare(pl, ts.ep, o); !ready) {
-        out.errors = 1;
-        out.first_error = "SET before the run: " + ready.error().message();
-        co_await pl.close_pool();
-        co_return out;
-      }
-      const std::string_view get[] = {"GET", "conpool-bench:key"};
-      request = clients::resp_command(get);
-    } else {
-      const std::string_view set[] = {"SET", "conpool-bench:key", value};
-      request = clients::resp_command(set);
-    }
-  }
-  run_state st{.p = pl, .proto = proto, .size = o.size, .request = request, .started = clock::now(), .out = out, .bar = bar};
+  out.detail = detail;
+  return out;
+}
+
+// Redis GET reads a value written before the run (on a pool of its own).
+task<bool> prepare(const options& o, const target_plan& plan, run_result& out) {
+  if (plan.proto != protocol::redis || o.redis_op != "get") co_return true;
+  pool setup(pool_config(true, 1));
+  result<void> ready = co_await redis_prepare(setup, plan.ep, o);
+  co_await setup.close_pool();
+  if (ready) co_return true;
+  out.errors = 1;
+  out.first_error = "SET before the run: " + ready.error().message();
+  co_return false;
+}
+
+// `workers` workers of one shard against the plan's endpoint.
+task<void> drive_target(run_state& st, const target_plan& plan, const options& o, int workers,
+                        std::uint64_t requests) {
+  target_state ts{plan.ep, {}};
+  ts.deadline = o.requests ? clock::time_point::max()
+                           : st.started + std::chrono::duration_cast<clock::duration>(
+                                              std::chrono::duration<double>(o.duration));
+  if (o.requests) ts.budget = requests;
+  co_await scoped([&](scope& sc) -> task<void> {
+    for (int i = 0; i < workers; ++i) sc.spawn(target_worker(st, ts));
+    co_await sc.join();
+  });
+}
+
+run_state target_state_for(pool& pl, const target_plan& plan, const options& o, run_result& out,
+                           progress& bar, clock::time_point started) {
+  run_state st{.p = pl, .proto = plan.proto, .size = o.size, .request = plan.request, .started = started, .out = out, .bar = bar};
   st.seconds = o.duration;
   if (o.requests) {
     st.requests = static_cast<double>(*o.requests);
     st.by_time = false;
   }
-  ts.deadline = o.requests ? clock::time_point::max()
-                           : st.started + std::chrono::duration_cast<clock::duration>(
-                                              std::chrono::duration<double>(o.duration));
-  if (o.requests) ts.budget = *o.requests;
-  bar.begin(u.scheme + " " + out.mode);
-  co_await scoped([&](scope& sc) -> task<void> {
-    for (int i = 0; i < o.connections; ++i) sc.spawn(target_worker(st, ts));
-    co_await sc.join();
-  });
+  return st;
+}
+
+}  // namespace
+
+task<run_result> run_target(const options& o, bool pooled, progress& bar) {
+  const target_plan plan = plan_target(o);
+  run_result out = named(o, pooled, plan.detail);
+  if (!co_await prepare(o, plan, out)) co_return out;
+  pool pl(pool_config(pooled, pooled ? o.connections : o.connections * 2));
+  run_state st = target_state_for(pl, plan, o, out, bar, clock::now());
+  bar.begin(o.target->scheme + " " + out.mode);
+  co_await drive_target(st, plan, o, o.connections, o.requests.value_or(0));
   out.seconds = std::chrono::duration<double>(clock::now() - st.started).count();
   bar.end();
   add_stats(out, pl);
   co_await pl.close_pool();
   co_return out;
+}
+
+run_result run_sharded(const options& o, unsigned shards, bool pooled, progress& bar) {
+  const target_plan plan = plan_target(o);
+  run_result out = named(o, pooled, plan.detail + ", " + std::to_string(shards) + " shard" +
+                                        (shards == 1 ? "" : "s"));
+  out.name += " (" + std::to_string(shards) + (shards == 1 ? " shard)" : " shards)");
+  {
+    shard setup;
+    if (!setup.run(prepare(o, plan, out))) return out;
+  }
+  runtime rt({.shards = shards, .pin = true});
+  // One pool for all shards: --connections is its limit across them.
+  pool pl(rt, pool_config(pooled, pooled ? o.connections : o.connections * 2));
+  std::vector<run_result> parts(shards);
+  progress quiet(true);
+  const clock::time_point started = clock::now();
+  bar.begin(o.target->scheme + " " + out.mode + " x" + std::to_string(shards));
+  rt.run([&](unsigned i) -> task<void> {
+    const auto share = [&](std::uint64_t n) { return n / shards + (i < n % shards ? 1 : 0); };
+    run_state st = target_state_for(pl, plan, o, parts[i], i == 0 ? bar : quiet, started);
+    co_await drive_target(st, plan, o, static_cast<int>(share(static_cast<std::uint64_t>(o.connections))),
+                          share(o.requests.value_or(0)));
+  });
+  out.seconds = std::chrono::duration<double>(clock::now() - started).count();
+  bar.end();
+  for (run_result& part : parts) {
+    out.requests += part.requests;
+    out.errors += part.errors;
+    if (out.first_error.empty()) out.first_error = part.first_error;
+    out.samples.insert(out.samples.end(), part.samples.begin(), part.samples.end());
+  }
+  std::sort(out.samples.begin(), out.samples.end(),
+            [](const sample& a, const sample& b) { return a.start_us < b.start_us; });
+  add_stats(out, pl);
+  return out;
 }
 
 }  // namespace conpool::bench

@@ -43,4 +43,8 @@ task<run_result> run_preset(const preset& p, bool pooled, std::vector<std::uint1
 /// Runs `o.connections` workers against `o.target` for `o.duration` or `o.requests`.
 task<run_result> run_target(const options& o, bool pooled, progress& bar);
 
+/// The same on a runtime of `shards` shards (pinned threads) sharing one pool whose limit is
+/// `o.connections` across them; the workers are spread over the shards. Called off any shard.
+run_result run_sharded(const options& o, unsigned shards, bool pooled, progress& bar);
+
 }  // namespace conpool::bench
