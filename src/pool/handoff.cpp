@@ -48,7 +48,11 @@ bool pool_core::release_across(endpoint_slab& slab, slot* s) noexcept {
 
 bool pool_core::to_waiting_shard(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
-  const std::uint64_t others = slab.entry.waiting.load(std::memory_order_relaxed) & ~slab.bit;
+  // A read-modify-write, not a load: it reads the latest `waiting`, and a shard that starts to
+  // wait after it (its own fetch_or) then sees this turn's idle count and asks for it. Either
+  // way no connection stays idle here while another shard waits (Dekker, without a fence).
+  const std::uint64_t others =
+      slab.entry.waiting.fetch_or(0, std::memory_order_acq_rel) & ~slab.bit;
   if (others == 0 || closed) return false;
   slab.unlink_idle(s);
   give_away(s, next_of(slab, others));
@@ -245,7 +249,6 @@ void parcel::arrived(completion* c, unsigned, int res, unsigned) noexcept {
     std::fprintf(stderr, "conpool: a post to shard %u failed: %s\n", p->to, std::strerror(-res));
     std::abort();
   }
-  (void)p->sent.load(std::memory_order_acquire);
   pool_shared& pool = *p->pool;
   const bool here = pool.part_at(p->to) != nullptr;
   if (!here && p->kind == parcel_kind::want) {

@@ -37,7 +37,6 @@ void pool_shared::post(parcel* p, unsigned to) noexcept {
   p->from = here.index();
   p->to = to;
   open_work_.fetch_add(1, std::memory_order_relaxed);
-  p->sent.store(true, std::memory_order_release);  // what it carries, for the receiver
   here.post(to, p);
 }
 
@@ -85,7 +84,6 @@ void pool_shared::all_closed() noexcept {
     if (w->shard == here.index()) {
       here.schedule(w->handle);
     } else {
-      w->sent.store(true, std::memory_order_release);
       here.post(w->shard, w);
     }
   }
@@ -97,7 +95,6 @@ void close_waiter::woken(completion* c, unsigned, int res, unsigned) noexcept {
     shard_core::current().post(w->shard, w);
     return;
   }
-  (void)w->sent.load(std::memory_order_acquire);
   shard_core::current().schedule(w->handle);
 }
 

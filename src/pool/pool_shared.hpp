@@ -29,10 +29,7 @@ namespace conpool::detail {
 
 enum class parcel_kind : std::uint8_t { want, gift, none, room, close };
 
-struct parcel : completion {
-  // Set before it is posted, read when it arrives: the kernel carries the parcel, this tells
-  // the memory model (and TSan) that its contents came with it.
-  std::atomic<bool> sent{false};
+struct parcel : post_target {
   parcel_kind kind = parcel_kind::want;
   pool_shared* pool = nullptr;
   endpoint_entry* entry = nullptr;  // nullptr for close
@@ -49,8 +46,7 @@ struct parcel : completion {
 };
 
 /// A task waiting for close_pool to finish on every shard (lives in its frame).
-struct close_waiter : completion {
-  std::atomic<bool> sent{false};
+struct close_waiter : post_target {
   std::coroutine_handle<> handle;
   unsigned shard = 0;
 

@@ -219,9 +219,6 @@ void pool_core::open_failed(slot* s, bool counted) noexcept {
 
 void pool_core::arm_queued_watchers(shard_core::turn_hook* h) noexcept {
   pool_core& core = *static_cast<watch_hook*>(h)->core;
-  // Across shards: this turn's idle counts are stored before the waiting shards are read, so a
-  // shard that started to wait meanwhile either sees them (and asks) or is seen here.
-  if (core.multi) std::atomic_thread_fence(std::memory_order_seq_cst);
   for (slot* s : core.to_watch_) {
     if (!s->watch_queued) continue;  // closed meanwhile (or already armed)
     s->watch_queued = false;

@@ -76,6 +76,7 @@ void shard_core::remove_receiver(io::msg_receive_op* r) noexcept {
 }
 
 void shard_core::deliver(message m) {
+  (void)g_messages_sent.load(std::memory_order_acquire);
   if (receivers_head_ == nullptr) {
     inbox_.push(m);
     return;

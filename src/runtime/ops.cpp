@@ -137,6 +137,7 @@ result<unsigned> cancel_fd_op::await_resume() const noexcept {
 msg_send_op::msg_send_op(int ring_fd, message msg) noexcept
     : io_op(&msg_send_op::prep), ring_fd_(ring_fd), msg_(msg) {}
 void msg_send_op::prep(io_op& op, io_uring_sqe& sqe) noexcept {
+  detail::g_messages_sent.fetch_add(1, std::memory_order_release);
   auto& s = self<msg_send_op>(op);
   // The target dispatches on the low bits of user_data: mark it a message.
   const std::uint64_t data = (s.msg_.data << 3) | detail::role_message;

@@ -47,7 +47,6 @@ class run_end {
       for (unsigned j = 0; j < group_.size(); ++j) {
         if (j == i) continue;
         signals_[j].to = j;
-        signals_[j].sent.store(true, std::memory_order_release);
         here.post(j, &signals_[j]);
       }
       co_return;
@@ -56,9 +55,8 @@ class run_end {
   }
 
  private:
-  struct signal : detail::completion {
+  struct signal : detail::post_target {
     signal() noexcept { on_cqe = &signal::arrived; }
-    std::atomic<bool> sent{false};
     unsigned to = 0;
     std::coroutine_handle<> waiter;
     bool in = false;  // arrived (its shard's thread only)
@@ -69,7 +67,6 @@ class run_end {
         here.post(s->to, s);
         return;
       }
-      (void)s->sent.load(std::memory_order_acquire);
       s->in = true;
       if (s->waiter) here.schedule(s->waiter);
     }

@@ -81,7 +81,8 @@ io_uring_sqe* shard_core::sqe(unsigned reserve) noexcept {
   return io_uring_get_sqe(&ring_);
 }
 
-void shard_core::post(unsigned to, completion* c) noexcept {
+void shard_core::post(unsigned to, post_target* c) noexcept {
+  c->sent.store(true, std::memory_order_release);
   io_uring_sqe* s = sqe();
   io_uring_prep_msg_ring(s, group_->ring_fd(to), 0, user_data(c, role_post), 0);
   // The sender hears of a post only when it fails: the target may free `c` the moment it
@@ -132,6 +133,7 @@ void shard_core::dispatch(std::uint64_t user_data, int res, unsigned flags) noex
     return;
   }
   if (role == role_post) {  // never counted in flight: see post()
+    (void)static_cast<post_target*>(target)->sent.load(std::memory_order_acquire);
     target->on_cqe(target, role, res, flags);
     return;
   }

@@ -41,6 +41,17 @@ struct fire {
   std::coroutine_handle<promise_type> handle;
 };
 
+/// What a post between shards aims at. `sent` is set by `shard_core::post` and read before the
+/// target is touched where it arrives: the kernel carries the post, this tells the memory model
+/// (and TSan) that what the sender wrote came with it.
+struct post_target : completion {
+  std::atomic<bool> sent{false};
+};
+
+/// The same for `io::msg_send`, whose message carries no address: what a task wrote before
+/// sending happens before what the receiving task reads after its `msg_receive`.
+inline std::atomic<std::uint64_t> g_messages_sent{0};
+
 class shard_core {
  public:
   /// A shard of `group` at place `index`, or (no group) a group of one of its own.
@@ -105,7 +116,7 @@ class shard_core {
   /// there its on_cqe runs with role_post and res 0. No CQE here unless the post fails (the
   /// target's CQ is full): then on_cqe runs here with role_post and res < 0, and `c` is still
   /// the sender's.
-  void post(unsigned to, completion* c) noexcept;
+  void post(unsigned to, post_target* c) noexcept;
   /// Another shard may wake a task of this one (a post is due): the loop waits for it rather
   /// than report a deadlock. Paired with `unhold`.
   void hold() noexcept { ++holds_; }
