@@ -132,6 +132,35 @@ TEST_CASE("a shard at the limit steals an idle connection from another") {
   CHECK(st.total_closed == 1);
 }
 
+TEST_CASE("the idle connection is stolen back and forth, 50 times") {
+  // Each shard asks again after its last ask was answered by a connection, not by `none`.
+  fd_leak_check leaks;
+  bench::echo_server srv(1);
+  const endpoint ep = at(srv);
+  runtime rt({.shards = 2});
+  pool p(rt, limit(1));
+  constexpr int rounds = 50;
+  rt.run([&](unsigned shard) -> task<void> {
+    const unsigned other = 1 - shard;
+    if (shard == 0) {
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c);
+      p.release(std::move(*c));
+      co_await tell(rt, other);
+    }
+    for (int i = 0; i < rounds; ++i) {
+      (void)co_await heard();  // idle on the other shard now
+      result<connection> c = co_await p.acquire(ep);
+      REQUIRE(c);
+      CHECK(co_await echo(c->flow(), "bounce"));
+      p.release(std::move(*c));
+      if (shard == 1 || i + 1 < rounds) co_await tell(rt, other);
+    }
+  });
+  CHECK(srv.accepted() == 1);
+  CHECK(p.stats(ep).total_reused == 2 * rounds);
+}
+
 TEST_CASE("a release goes to a task waiting on another shard") {
   fd_leak_check leaks;
   bench::echo_server srv(1);

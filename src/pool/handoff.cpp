@@ -78,6 +78,7 @@ void pool_core::send(slot* s) noexcept {
   p->created_at = s->created_at;
   p->last_used = s->last_used;
   p->use_count = s->use_count;
+  p->answer = std::exchange(s->answering, false);
   // The slot is free here; its connection travels, still within the endpoint's budget.
   s->state = slot_state::free;
   s->use_count = 0;
@@ -91,6 +92,7 @@ void pool_core::send(slot* s) noexcept {
 
 void pool_core::adopt(parcel* p) noexcept {
   endpoint_slab& slab = slab_for(p->entry->ep);
+  if (p->answer) slab.asking = false;
   if (closed) {
     // Closed here already, perhaps quiet: no ring operation, the socket is closed at once.
     bump(slab.stats.total_closed);
@@ -109,6 +111,7 @@ void pool_core::adopt(parcel* p) noexcept {
   if (slab.waiters_head != nullptr) {
     hand_out(s, true);
     grant(slab, s);
+    if (slab.waiters_head != nullptr) ask(slab);  // more waiting: another idle one, if any
   } else {  // its waiter left meanwhile: idle here (and maybe on to another waiting shard)
     s->state = slot_state::idle;
     slab.push_idle(s);
@@ -127,6 +130,7 @@ void pool_core::on_want(parcel* p) noexcept {
   }
   const unsigned to = p->from;
   delete p;
+  s->answering = true;
   give_away(s, to);
 }
 
@@ -170,6 +174,13 @@ void pool_core::arrive(parcel* p) noexcept {
       begin_close();
       break;
   }
+}
+
+void pool_core::answer_none(endpoint_slab& slab, unsigned to) noexcept {
+  auto* p = new parcel;
+  p->kind = parcel_kind::none;
+  p->entry = &slab.entry;
+  shared.post(p, to);
 }
 
 void pool_core::on_wait(endpoint_slab& slab) noexcept {

@@ -171,6 +171,7 @@ class pool_core {
   void send(slot* s) noexcept;
   void adopt(parcel* p) noexcept;
   void on_want(parcel* p) noexcept;
+  void answer_none(endpoint_slab& slab, unsigned to) noexcept;
   void on_room(parcel* p) noexcept;
   void ask(endpoint_slab& slab) noexcept;
   unsigned next_of(endpoint_slab& slab, std::uint64_t shards) noexcept;

@@ -40,6 +40,7 @@ struct parcel : post_target {
   loop_clock::time_point created_at{};
   loop_clock::time_point last_used{};
   std::uint32_t use_count = 0;
+  bool answer = false;  // a gift that answers a want (the asker may ask again)
 
   /// Where a parcel's CQE goes: its arrival (res 0) or, on the sender, its failure (res < 0).
   static void arrived(completion* c, unsigned role, int res, unsigned flags) noexcept;

@@ -291,7 +291,9 @@ void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
       } else if (s->state == slot_state::active) {
         s->peer_event = true;  // too late for this lease: evicted when it comes back
       } else if (s->state == slot_state::leaving) {
-        close(s, false);  // the server spoke up on its way out: it goes nowhere
+        // The server spoke up on its way out: it goes nowhere, and an asker hears so.
+        if (std::exchange(s->answering, false)) answer_none(*s->slab, s->bound_for);
+        close(s, false);
       }
     } else if (s->state == slot_state::idle) {
       watch_at_turn_end(s);  // released while its cancel was in flight

@@ -80,6 +80,7 @@ struct slot : completion {
   bool peer_event = false;   // the watcher fired while the connection was out
   bool watch_queued = false; // idle, its watcher to be armed at the end of the turn
   std::uint8_t bound_for = 0; // leaving: the shard it goes to
+  bool answering = false;     // leaving: it answers that shard's `want`
   slot* prev = nullptr;      // idle stack links; `next` also links the free list
   slot* next = nullptr;
 };
