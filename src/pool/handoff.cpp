@@ -79,13 +79,7 @@ void pool_core::send(slot* s) noexcept {
   p->last_used = s->last_used;
   p->use_count = s->use_count;
   p->answer = std::exchange(s->answering, false);
-  // The slot is free here; its connection travels, still within the endpoint's budget.
-  s->state = slot_state::free;
-  s->use_count = 0;
-  s->peer_event = false;
-  --slab.in_use;
-  --live_;
-  slab.put_free(s);
+  vacate(s);  // its connection travels, still within the endpoint's budget
   slab.drained.notify();
   shared.post(p, s->bound_for);
 }

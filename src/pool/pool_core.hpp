@@ -158,6 +158,8 @@ class pool_core {
   static void arm_queued_watchers(shard_core::turn_hook* h) noexcept;
   void unwatch(slot* s) noexcept;
   void slot_cqe(slot* s, unsigned role, int res) noexcept;
+  // The slot goes back to its slab's free list (its connection closed, or sent to another shard).
+  void vacate(slot* s) noexcept;
   void freed(slot* s) noexcept;
   void grant(endpoint_slab& slab, slot* s) noexcept;
   void arm_sweeper() noexcept;

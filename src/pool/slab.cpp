@@ -319,15 +319,19 @@ slot* pool_core::take_new(endpoint_slab& slab) noexcept {
   return slab.take_free();
 }
 
-void pool_core::freed(slot* s) noexcept {
-  endpoint_slab& slab = *s->slab;
-  s->flow = conpool::flow();  // its socket is closed; this frees a TLS session's memory
+void pool_core::vacate(slot* s) noexcept {
   s->state = slot_state::free;
   s->use_count = 0;
   s->peer_event = false;
-  --slab.in_use;
+  --s->slab->in_use;
   --live_;
-  slab.put_free(s);
+  s->slab->put_free(s);
+}
+
+void pool_core::freed(slot* s) noexcept {
+  endpoint_slab& slab = *s->slab;
+  s->flow = conpool::flow();  // its socket is closed; this frees a TLS session's memory
+  vacate(s);
   slab.entry.budget.fetch_sub(1, std::memory_order_seq_cst);
   serve_waiters(slab);
   if (multi) budget_freed(slab);
