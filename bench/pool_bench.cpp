@@ -88,14 +88,21 @@ void report_mode(benchmark::State& state) {
   state.SetLabel(state.range(0) == 0 ? "plain" : "defer_taskrun");
 }
 
-void BM_acquire_release_idle(benchmark::State& state) {
+// acquire + release of one idle connection, `turn` saying when the next acquire comes: in the
+// same turn as the release (the hit path: no syscall), or after the turn ends (the release's
+// idle watcher is armed, the acquire cancels it: one io_uring_enter, here with a NOP's round
+// trip). `strict`: config::check_on_reuse, one recv(MSG_PEEK) a reuse.
+enum class next_acquire { same_turn, next_turn };
+void acquire_release(benchmark::State& state, next_acquire turn, bool strict) {
   echo_server_thread server;
   shard s(options(state));
   std::uint64_t allocations = 0;
   shard_counters before{};
-  s.run([](benchmark::State& state, endpoint ep, std::uint64_t& allocations,
-           shard_counters& before) -> task<void> {
-    pool p;
+  s.run([](benchmark::State& state, endpoint ep, next_acquire turn, bool strict,
+           std::uint64_t& allocations, shard_counters& before) -> task<void> {
+    config c;
+    c.check_on_reuse = strict;
+    pool p(c);
     if (!co_await p.warm_endpoint(ep, 1)) co_return;
     before = shard::current()->counters();
     const std::uint64_t a0 = t_allocations;
@@ -103,17 +110,33 @@ void BM_acquire_release_idle(benchmark::State& state) {
       result<connection> c = co_await p.acquire(ep);  // the hit path: no frame, no syscall
       benchmark::DoNotOptimize(c);
       p.release(std::move(*c));
+      if (turn == next_acquire::next_turn) (void)co_await io::nop();
     }
     allocations = t_allocations - a0;
     co_await p.close_pool();
-  }(state, server.where(), allocations, before));
+  }(state, server.where(), turn, strict, allocations, before));
   const shard_counters after = s.counters();
   const double n = static_cast<double>(state.iterations());
   state.counters["allocs/op"] = static_cast<double>(allocations) / n;
   state.counters["frames/op"] = static_cast<double>(after.frames - before.frames) / n;
   state.counters["enters/op"] = static_cast<double>(after.enters - before.enters) / n;
+  state.counters["sqes/op"] = static_cast<double>(after.sqes - before.sqes) / n;
   state.SetItemsProcessed(state.iterations());
   report_mode(state);
+}
+
+void BM_acquire_release_idle(benchmark::State& state) {
+  acquire_release(state, next_acquire::same_turn, false);
+}
+void BM_acquire_release_strict(benchmark::State& state) {
+  acquire_release(state, next_acquire::same_turn, true);
+}
+// Includes a NOP's round trip (BM_nop_round_trip in runtime_bench) each iteration.
+void BM_acquire_release_next_turn(benchmark::State& state) {
+  acquire_release(state, next_acquire::next_turn, false);
+}
+void BM_acquire_release_next_turn_strict(benchmark::State& state) {
+  acquire_release(state, next_acquire::next_turn, true);
 }
 
 task<bool> echo64(flow& f) {
@@ -179,6 +202,9 @@ void modes_and_concurrency(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_acquire_release_idle)->Apply(modes);
+BENCHMARK(BM_acquire_release_strict)->Apply(modes);
+BENCHMARK(BM_acquire_release_next_turn)->Apply(modes);
+BENCHMARK(BM_acquire_release_next_turn_strict)->Apply(modes);
 BENCHMARK(BM_echo_pooled)->Apply(modes_and_concurrency);
 BENCHMARK(BM_echo_fresh)->Apply(modes_and_concurrency);
 

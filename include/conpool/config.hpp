@@ -28,8 +28,16 @@ struct config {
   std::chrono::duration<double> max_connection_lifetime{300.0};
   /// Uses after which a connection is retired; none = unlimited. >= 1.
   std::optional<int> max_connection_uses;
-  /// Run on an idle connection before it is reused; false = close it and use another.
+  /// Run on a connection before it is reused (taken from the idle stack, given back to a
+  /// waiting task, or arrived from another shard; not on a connection just opened); false, or
+  /// an exception, closes it and the caller gets another.
   std::function<task<bool>(flow&)> health_check;
+  /// Strict mode: before every reuse, ask the kernel whether the peer closed, reset or wrote
+  /// (one non-blocking recv(MSG_PEEK) syscall a reuse). Off: the pool relies on what its
+  /// standing operations already told it (a watcher on each idle connection, a POLLRDHUP
+  /// monitor on each connection), which costs nothing per request but can miss a FIN that
+  /// arrives after the shard's last entry into the kernel.
+  bool check_on_reuse = false;
   /// Bound on opening a connection (name resolution and TCP connect); none = no bound. > 0.
   std::optional<std::chrono::duration<double>> connect_timeout{10.0};
   /// Bound on waiting for a connection when the endpoint is at its limit

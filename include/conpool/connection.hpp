@@ -22,6 +22,7 @@ namespace conpool {
 
 namespace detail {
 struct slot;
+struct lease_access;
 /// Closes the connection of a lease dropped without release or close.
 void close_abandoned(slot* s) noexcept;
 }  // namespace detail
@@ -59,6 +60,7 @@ class connection {
 
  private:
   friend class pool;
+  friend struct detail::lease_access;
   explicit connection(detail::slot* s) noexcept : slot_(s) {}
   detail::slot* slot_ = nullptr;
 };

@@ -70,6 +70,26 @@ struct lease_value<std::expected<U, std::error_code>> {
 template <class F>
 using lease_result_t =
     typename lease_value<typename std::invoke_result_t<F&, flow&>::value_type>::type;
+
+// The pool's inner routes (pool.cpp), kept out of its class.
+/// The hit path: an idle connection through the gate, lent; nullptr when the slow path must
+/// run (none idle, waiters queued, a health check, the pool closed).
+slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep);
+/// Everything else: the gate with health_check, a new connection, or a wait at the limit.
+task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep);
+/// Closes a lease after its user's error.
+void close_after_error(connection&& c) noexcept;
+/// The circuit breaker's verdict on one call.
+struct breaker_ticket {
+  bool admitted = false;
+  bool trial = false;
+  std::uint32_t generation = 0;
+  errc refusal = errc::circuit_open;
+};
+breaker_ticket breaker_enter(pool_shared& shared, const endpoint& ep, int failure_threshold,
+                             std::chrono::duration<double> open_for);
+void breaker_record(pool_shared& shared, const endpoint& ep, breaker_ticket t,
+                    std::error_code error);
 }  // namespace detail
 
 class pool {
@@ -157,23 +177,6 @@ class pool {
   [[nodiscard]] const config& settings() const noexcept;
 
  private:
-  struct breaker_ticket {
-    bool admitted = false;
-    bool trial = false;
-    std::uint32_t generation = 0;
-    errc refusal = errc::circuit_open;
-  };
-  detail::slot* try_reuse(const endpoint& ep);
-  detail::slot* take_lease(connection& c, const char* who);
-  task<result<connection>> acquire_slow(endpoint ep);
-  task<result<connection>> open(detail::slot* s);
-  task<std::error_code> open_idle(detail::slot* s);
-  task<result<flow>> dial_bounded(detail::slot* s);
-  void close_after_error(connection&& c);
-  breaker_ticket breaker_enter(const endpoint& ep, int failure_threshold,
-                               std::chrono::duration<double> open_for);
-  void breaker_record(const endpoint& ep, breaker_ticket t, std::error_code error);
-
   std::unique_ptr<detail::pool_shared> shared_;
   detail::pool_core* solo_ = nullptr;  // a lone shard's part: the hit path's shortcut
 };
@@ -181,12 +184,12 @@ class pool {
 class [[nodiscard]] pool::acquire_awaiter {
  public:
   bool await_ready() {
-    hit_ = pool_->try_reuse(ep_);
+    hit_ = detail::try_lend(*pool_->shared_, pool_->solo_, ep_);
     return hit_ != nullptr;
   }
   template <detail::fiber_promise P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
-    slow_ = pool_->acquire_slow(ep_);
+    slow_ = detail::acquire_slow(*pool_->shared_, ep_);
     return slow_awaiter().await_suspend(h);
   }
   result<connection> await_resume() {
@@ -224,7 +227,7 @@ task<detail::lease_result_t<F>> pool::with_connection(endpoint ep, F f) {
         if (r.has_value()) {
           release(std::move(*c));
         } else {
-          close_after_error(std::move(*c));
+          detail::close_after_error(std::move(*c));
         }
         co_return r;
       } else {
@@ -233,7 +236,7 @@ task<detail::lease_result_t<F>> pool::with_connection(endpoint ep, F f) {
       }
     }
   } catch (...) {
-    close_after_error(std::move(*c));
+    detail::close_after_error(std::move(*c));
     throw;
   }
 }
@@ -242,7 +245,8 @@ template <class F>
 task<detail::lease_result_t<F>> pool::with_circuit_breaker(endpoint ep, int failure_threshold,
                                                            std::chrono::duration<double> open_for,
                                                            F f) {
-  const breaker_ticket ticket = breaker_enter(ep, failure_threshold, open_for);
+  const detail::breaker_ticket ticket =
+      detail::breaker_enter(*shared_, ep, failure_threshold, open_for);
   const endpoint key = ep;
   if (!ticket.admitted) co_return fail(ticket.refusal);
   try {
@@ -250,10 +254,10 @@ task<detail::lease_result_t<F>> pool::with_circuit_breaker(endpoint ep, int fail
     // expression twice (see task.hpp).
     task<detail::lease_result_t<F>> inner = with_connection(std::move(ep), std::move(f));
     detail::lease_result_t<F> r = co_await std::move(inner);
-    breaker_record(key, ticket, r.has_value() ? std::error_code{} : r.error());
+    detail::breaker_record(*shared_, key, ticket, r.has_value() ? std::error_code{} : r.error());
     co_return r;
   } catch (...) {
-    breaker_record(key, ticket, make_error_code(errc::unhealthy));
+    detail::breaker_record(*shared_, key, ticket, make_error_code(errc::unhealthy));
     throw;
   }
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// A part's side of the hand-offs between shards (see pool_shared.hpp for the parcels).
+// A part's side of the hand-offs between shards (see pool_shared.hpp for the hand-offs).
 //
 // Fairness across shards: each shard serves its own waiters in FIFO order. A release with
 // waiters both here and on other shards alternates between a local waiter and another shard;
@@ -35,8 +35,7 @@ bool pool_core::release_across(endpoint_slab& slab, slot* s) noexcept {
   if (slab.waiters_head != nullptr) {
     slab.remote_turn = others != 0 && !slab.remote_turn;
     if (!slab.remote_turn) {
-      hand_out(s, true);
-      grant(slab, s);
+      relend(slab, s);
       return true;
     }
   } else if (others == 0) {
@@ -54,37 +53,45 @@ bool pool_core::to_waiting_shard(slot* s) noexcept {
   const std::uint64_t others =
       slab.entry.waiting.fetch_or(0, std::memory_order_acq_rel) & ~slab.bit;
   if (others == 0 || closed) return false;
-  slab.unlink_idle(s);
   give_away(s, next_of(slab, others));
   return true;
 }
 
 void pool_core::give_away(slot* s, unsigned to) noexcept {
-  s->state = slot_state::leaving;
-  s->watch_queued = false;
+  endpoint_slab& slab = *s->slab;
+  if (s->state == slot_state::idle) {
+    slab.unlink_idle(s);
+  } else {  // just given back: idle from now on
+    drop(slab.stats.active);
+    s->idle_since = loop_now();
+  }
+  move_to(s, slot_state::leaving);
   s->bound_for = static_cast<std::uint8_t>(to);
-  // The watcher's recv must be out of the kernel before the socket (and a TLS stream's
-  // buffer) leaves this shard: slot_cqe sends it once the cancel is in.
-  if (s->watching && !s->unwatching) unwatch(s);
-  if (s->pending == 0) send(s);
+  // The socket leaves this shard only once the kernel holds none of its operations here (its
+  // watcher's recv, its monitor's poll, and a TLS stream's buffer with them): settle_slot
+  // sends it when the last cancel is in.
+  if (s->watcher == kernel_op::armed) unwatch(s);
+  if (s->monitor == kernel_op::armed) unmonitor(s);
+  if (s->owed == 0) sent(s);
 }
 
-void pool_core::send(slot* s) noexcept {
+void pool_core::sent(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
-  auto* p = new parcel;
-  p->kind = parcel_kind::gift;
+  auto* p = new handoff;
+  p->kind = handoff_kind::connection;
   p->entry = &slab.entry;
   p->flow = std::move(s->flow);
   p->created_at = s->created_at;
-  p->last_used = s->last_used;
+  p->idle_since = s->idle_since;
   p->use_count = s->use_count;
-  p->answer = std::exchange(s->answering, false);
+  p->answer = std::exchange(s->answers_ask, false);
+  move_to(s, slot_state::free);
   vacate(s);  // its connection travels, still within the endpoint's budget
   slab.drained.notify();
   shared.post(p, s->bound_for);
 }
 
-void pool_core::adopt(parcel* p) noexcept {
+void pool_core::adopt(handoff* p) noexcept {
   endpoint_slab& slab = slab_for(p->entry->ep);
   if (p->answer) slab.asking = false;
   if (closed) {
@@ -99,36 +106,43 @@ void pool_core::adopt(parcel* p) noexcept {
   ++live_;
   s->flow = std::move(p->flow);
   s->created_at = p->created_at;
-  s->last_used = p->last_used;
   s->use_count = p->use_count;
+  s->peer_gone = false;
+  const loop_clock::time_point idle_since = p->idle_since;
   delete p;
-  if (slab.waiters_head != nullptr) {
-    hand_out(s, true);
-    grant(slab, s);
-    if (slab.waiters_head != nullptr) ask(slab);  // more waiting: another idle one, if any
-  } else {  // its waiter left meanwhile: idle here (and maybe on to another waiting shard)
-    s->state = slot_state::idle;
-    slab.push_idle(s);
-    watch_at_turn_end(s);
-    arm_sweeper();
+  to_idle(s, idle_since);  // still idle since it left the other shard's stack
+  arm_monitor(s);
+  // Checked on arrival: nothing watched it on the way (the other shard cancelled its
+  // operations first), so the kernel is asked once. A dead one frees its budget for a waiter.
+  if (!peer_quiet(*s)) {
+    close(s, false);
+    return;
   }
+  if (slab.waiters_head != nullptr) {
+    slot* fit_one = pop_fit(slab);
+    if (fit_one == nullptr) return;  // closed by the gate (past its time): the budget serves
+    (void)lend(fit_one);  // active, or checking: its waiter runs health_check first
+    grant(slab, fit_one);
+    if (slab.waiters_head != nullptr) ask(slab);  // more waiting: another idle one, if any
+  }
+  // Else its waiter left meanwhile: idle here (and maybe on to another waiting shard).
 }
 
-void pool_core::on_want(parcel* p) noexcept {
+void pool_core::on_ask_idle(handoff* p) noexcept {
   endpoint_slab* slab = closed ? nullptr : find(p->entry->ep);
-  slot* s = slab != nullptr ? reuse_idle(*slab) : nullptr;
+  slot* s = slab != nullptr ? pop_fit(*slab) : nullptr;
   if (s == nullptr) {
-    p->kind = parcel_kind::none;
+    p->kind = handoff_kind::no_idle;
     shared.post(p, p->from);
     return;
   }
   const unsigned to = p->from;
   delete p;
-  s->answering = true;
+  s->answers_ask = true;
   give_away(s, to);
 }
 
-void pool_core::on_room(parcel* p) noexcept {
+void pool_core::on_room(handoff* p) noexcept {
   endpoint_slab* slab = find(p->entry->ep);
   if (!closed && slab != nullptr && slab->waiters_head != nullptr) {
     delete p;
@@ -145,34 +159,34 @@ void pool_core::on_room(parcel* p) noexcept {
   }
 }
 
-void pool_core::arrive(parcel* p) noexcept {
+void pool_core::on_handoff(handoff* p) noexcept {
   switch (p->kind) {
-    case parcel_kind::gift:
+    case handoff_kind::connection:
       adopt(p);
       break;
-    case parcel_kind::want:
-      on_want(p);
+    case handoff_kind::ask_idle:
+      on_ask_idle(p);
       break;
-    case parcel_kind::none:
+    case handoff_kind::no_idle:
       if (endpoint_slab* slab = find(p->entry->ep)) {
         slab->asking = false;
         if (slab->waiters_head != nullptr) ask(*slab);
       }
       delete p;
       break;
-    case parcel_kind::room:
+    case handoff_kind::budget:
       on_room(p);
       break;
-    case parcel_kind::close:
+    case handoff_kind::close_part:
       delete p;
       begin_close();
       break;
   }
 }
 
-void pool_core::answer_none(endpoint_slab& slab, unsigned to) noexcept {
-  auto* p = new parcel;
-  p->kind = parcel_kind::none;
+void pool_core::answer_no_idle(endpoint_slab& slab, unsigned to) noexcept {
+  auto* p = new handoff;
+  p->kind = handoff_kind::no_idle;
   p->entry = &slab.entry;
   shared.post(p, to);
 }
@@ -191,8 +205,8 @@ void pool_core::ask(endpoint_slab& slab) noexcept {
   for (unsigned k = 1; k < n; ++k) {
     const unsigned j = (index + k) % n;
     if (read(slab.entry.sides[j].idle) == 0) continue;
-    auto* p = new parcel;
-    p->kind = parcel_kind::want;
+    auto* p = new handoff;
+    p->kind = handoff_kind::ask_idle;
     p->entry = &slab.entry;
     p->from = index;
     slab.asking = true;
@@ -201,12 +215,12 @@ void pool_core::ask(endpoint_slab& slab) noexcept {
   }
 }
 
-void pool_core::budget_freed(endpoint_slab& slab) noexcept {
+void pool_core::offer_budget(endpoint_slab& slab) noexcept {
   if (closed || slab.waiters_head != nullptr) return;  // ours took it, or tried
   const std::uint64_t others = slab.entry.waiting.load(std::memory_order_seq_cst) & ~slab.bit;
   if (others == 0) return;
-  auto* p = new parcel;
-  p->kind = parcel_kind::room;
+  auto* p = new handoff;
+  p->kind = handoff_kind::budget;
   p->entry = &slab.entry;
   p->from = index;
   shared.post(p, next_of(slab, others));
@@ -217,21 +231,12 @@ void pool_core::begin_close() noexcept {
   closing_ = true;
   closed = true;
   fail_waiters();
-  for (auto& [ep, slab] : slabs_) {
-    while (slab->idle_top != nullptr) close(slab->idle_top, false);
-  }
-  if (sweeper_.armed && !sweeper_.removing) {
-    sweeper_.removing = true;
-    io_uring_sqe* sqe = shard_->sqe();
-    io_uring_prep_timeout_remove(sqe, user_data(&sweeper_, role_main), 0);
-    io_uring_sqe_set_data64(sqe, user_data(&sweeper_, role_cancel));
-    ++outstanding_;
-    shard_->expect(1);
-  }
-  maybe_quiet();
+  for (auto& [ep, slab] : slabs_) close_idle(*slab);
+  stop_sweeper();
+  report_if_shut();
 }
 
-void pool_core::maybe_quiet() noexcept {
+void pool_core::report_if_shut() noexcept {
   if (finished_ || live_ != 0 || outstanding_ != 0) return;
   for (const auto& [ep, slab] : slabs_) {
     if (!slab->drained.handles.empty()) return;  // a close_all_connections still winds up
@@ -241,10 +246,10 @@ void pool_core::maybe_quiet() noexcept {
   shared.work_done();  // last: the pool may be freed from here on
 }
 
-// ---- parcels ------------------------------------------------------------------------------------
+// ---- hand-offs ------------------------------------------------------------------------------------
 
-void parcel::arrived(completion* c, unsigned, int res, unsigned) noexcept {
-  auto* p = static_cast<parcel*>(c);
+void handoff::arrived(completion* c, unsigned, int res, unsigned) noexcept {
+  auto* p = static_cast<handoff*>(c);
   if (res < 0) {
     // It never left (the target's CQ was full): still ours, try again.
     if (res == -EOVERFLOW || res == -EAGAIN || res == -EBUSY) {
@@ -256,13 +261,13 @@ void parcel::arrived(completion* c, unsigned, int res, unsigned) noexcept {
   }
   pool_shared& pool = *p->pool;
   const bool here = pool.part_at(p->to) != nullptr;
-  if (!here && p->kind == parcel_kind::want) {
-    p->kind = parcel_kind::none;  // no part here: nothing idle
+  if (!here && p->kind == handoff_kind::ask_idle) {
+    p->kind = handoff_kind::no_idle;  // no part here: nothing idle
     pool.post(p, p->from);
-  } else if (!here && p->kind == parcel_kind::none) {
+  } else if (!here && p->kind == handoff_kind::no_idle) {
     delete p;
   } else {
-    pool.part().arrive(p);  // a gift, room or close makes the part if this shard had none
+    pool.part().on_handoff(p);  // a connection, budget or close_part: makes the part if none
   }
   pool.work_done();
 }

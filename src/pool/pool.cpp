@@ -158,83 +158,38 @@ pool::~pool() {
 
 const config& pool::settings() const noexcept { return shared_->cfg; }
 
-slot* pool::try_reuse(const endpoint& ep) {
-  detail::pool_core& core = solo_ != nullptr ? *solo_ : shared_->part();
+// ---- acquiring: the gate's routes ----------------------------------------------------------------
+
+namespace detail {
+
+struct lease_access {
+  static connection make(slot* s) noexcept { return connection(s); }
+  static slot* take(connection& c) noexcept { return std::exchange(c.slot_, nullptr); }
+  static slot* peek(const connection& c) noexcept { return c.slot_; }
+};
+
+slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep) {
+  pool_core& core = solo != nullptr ? *solo : shared.part();
   if (core.closed || core.checks_health) return nullptr;  // the slow path says why / checks
   endpoint_slab& slab = core.slab_for(ep);
   if (slab.waiters_head != nullptr) return nullptr;  // FIFO: queue behind them
-  slot* s = core.reuse_idle(slab);
-  if (s != nullptr) core.hand_out(s, true);
+  slot* s = core.pop_fit(slab);
+  if (s != nullptr) {
+    (void)core.lend(s);  // active: no health check on this path
+    core.begin_lease(s);
+  }
   return s;
 }
 
-task<result<connection>> pool::acquire_slow(endpoint ep) {
-  detail::pool_core& core = shared_->part();
-  if (core.closed) co_return fail(errc::pool_closed);
-  endpoint_slab& slab = core.slab_for(ep);
-  if (slab.waiters_head == nullptr && slab.draining == 0) {
-    while (slot* s = core.reuse_idle(slab)) {
-      core.hand_out(s, true);
-      if (!core.cfg.health_check) co_return connection(s);
-      bool healthy = false;
-      try {
-        healthy = co_await core.cfg.health_check(s->flow);
-      } catch (...) {
-        healthy = false;  // a check that throws found the connection unusable
-      }
-      if (healthy && !core.closed) co_return connection(s);
-      core.close(s, false);  // replaced below, unseen by the caller
-      if (core.closed) co_return fail(errc::pool_closed);
-      // A cancelled caller's check fails at once: stop here rather than close every idle one.
-      if (detail::cancel_node* node = co_await detail::current_node{};
-          node != nullptr && node->cancelled()) {
-        co_return fail(std::errc::operation_canceled);
-      }
-    }
-    if (slot* s = core.take_new(slab)) {
-      s->state = slot_state::opening;
-      co_return co_await open(s);
-    }
-  }
-  // if/else, not ?: — g++ 12 evaluates both arms of a conditional holding co_await.
-  result<slot*> turn;
-  if (core.cfg.acquire_timeout) {
-    turn = co_await with_timeout(to_ns(*core.cfg.acquire_timeout), wait_turn(slab));
-  } else {
-    turn = co_await wait_turn(slab);
-  }
-  if (!turn) {
-    if (turn.error() == errc::timed_out) co_return fail(errc::acquire_timeout);
-    co_return fail(turn.error());
-  }
-  slot* s = *turn;
-  if (s->state == slot_state::active) {  // released to us
-    // Cancelled between the grant and this resumption: the connection is clean (it came
-    // straight from a release), so it goes back rather than die with a dropped lease.
-    if (detail::cancel_node* node = co_await detail::current_node{};
-        node != nullptr && node->cancelled()) {
-      core.release(s);
-      co_return fail(std::errc::operation_canceled);
-    }
-    co_return connection(s);
-  }
-  co_return co_await open(s);
-}
+}  // namespace detail
 
-task<std::error_code> pool::open_idle(slot* s) {
-  detail::pool_core& core = s->slab->core;
-  result<flow> f = co_await dial_bounded(s);
-  if (!f) {
-    core.open_failed(s, f.error() != std::errc::operation_canceled);
-    co_return f.error();
-  }
-  core.opened(s, std::move(*f));
-  core.park_idle(s);
-  co_return std::error_code{};
-}
+namespace {
 
-task<result<flow>> pool::dial_bounded(slot* s) {
-  detail::pool_core& core = s->slab->core;
+using detail::lease_access;
+using detail::pool_core;
+
+task<result<flow>> dial_bounded(slot* s) {
+  pool_core& core = s->slab->core;
   result<flow> f;
   if (core.cfg.connect_timeout) {
     f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab));
@@ -248,8 +203,9 @@ task<result<flow>> pool::dial_bounded(slot* s) {
   co_return f;
 }
 
-task<result<connection>> pool::open(slot* s) {
-  detail::pool_core& core = s->slab->core;
+// A new connection in the opening slot `s`, lent to the caller.
+task<result<connection>> open(slot* s) {
+  pool_core& core = s->slab->core;
   result<flow> f;
   try {
     f = co_await dial_bounded(s);
@@ -261,17 +217,112 @@ task<result<connection>> pool::open(slot* s) {
     core.open_failed(s, f.error() != std::errc::operation_canceled);
     co_return fail(f.error());
   }
-  if (core.closed) {  // closed while connecting: the connection is not handed out
-    core.opened(s, std::move(*f));
+  core.opened(s, std::move(*f));
+  if (core.closed) {  // closed while connecting: the connection is not lent
     core.close(s, false);
     co_return fail(errc::pool_closed);
   }
-  core.opened(s, std::move(*f));
-  core.hand_out(s, false);
-  co_return connection(s);
+  core.lend_fresh(s);
+  co_return lease_access::make(s);
 }
 
+// A new connection in the opening slot `s`, parked idle (warm_endpoint).
+task<std::error_code> open_idle(slot* s) {
+  pool_core& core = s->slab->core;
+  result<flow> f = co_await dial_bounded(s);
+  if (!f) {
+    core.open_failed(s, f.error() != std::errc::operation_canceled);
+    co_return f.error();
+  }
+  core.opened(s, std::move(*f));
+  core.park(s);
+  co_return std::error_code{};
+}
+
+// The gate's last step for a connection in `checking`: config::health_check. Closes it when
+// the check says no (or throws), when its peer spoke up meanwhile, or when the pool closed.
+task<bool> health_checked(pool_core& core, slot* s) {
+  bool healthy = false;
+  try {
+    healthy = co_await core.cfg.health_check(s->flow);
+  } catch (...) {
+    healthy = false;  // a check that throws found the connection unusable
+  }
+  if (healthy && !s->peer_gone && !core.closed) co_return true;
+  core.close(s, false);  // replaced by the caller's next try, unseen by it
+  co_return false;
+}
+
+task<bool> cancelled() {
+  detail::cancel_node* node = co_await detail::current_node{};
+  co_return node != nullptr && node->cancelled();
+}
+
+}  // namespace
+
+namespace detail {
+
+task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
+  pool_core& core = shared.part();
+  // acquire_timeout bounds the whole wait, however many turns at the limit it takes.
+  const std::optional<loop_clock::time_point> deadline =
+      core.cfg.acquire_timeout
+          ? std::optional(loop_now() + std::chrono::duration_cast<loop_clock::duration>(
+                                           *core.cfg.acquire_timeout))
+          : std::nullopt;
+  for (;;) {
+    if (core.closed) co_return fail(errc::pool_closed);
+    endpoint_slab& slab = core.slab_for(ep);
+    slot* s = nullptr;
+    if (slab.waiters_head == nullptr && slab.draining == 0) {
+      s = core.pop_fit(slab);
+      if (s != nullptr) {
+        (void)core.lend(s);
+      } else if (slot* fresh = core.take_new(slab)) {
+        co_return co_await open(fresh);
+      }
+    }
+    if (s == nullptr) {
+      // if/else, not ?: — g++ 12 evaluates both arms of a conditional holding co_await.
+      result<slot*> turn;
+      if (deadline) {
+        turn = co_await with_timeout(to_ns(*deadline - loop_now()), wait_turn(slab));
+      } else {
+        turn = co_await wait_turn(slab);
+      }
+      if (!turn) {
+        if (turn.error() == errc::timed_out) co_return fail(errc::acquire_timeout);
+        co_return fail(turn.error());
+      }
+      s = *turn;
+      if (s->state == slot_state::opening) co_return co_await open(s);
+      // Given back here or arrived from another shard: through the gate already. Cancelled
+      // between the grant and this resumption: the connection is clean, so it goes back
+      // rather than die with a dropped lease.
+      if (co_await cancelled()) {
+        core.release(s);
+        co_return fail(std::errc::operation_canceled);
+      }
+    }
+    if (s->state == slot_state::active) {
+      core.begin_lease(s);
+      co_return lease_access::make(s);
+    }
+    if (co_await health_checked(core, s)) {
+      core.passed(s);
+      co_return lease_access::make(s);
+    }
+    // A cancelled caller's check fails at once: stop here rather than close every idle one.
+    if (co_await cancelled()) co_return fail(std::errc::operation_canceled);
+  }
+}
+
+}  // namespace detail
+
 namespace {
+using detail::lease_access;
+using detail::pool_core;
+
 // Why a lease cannot be given back here (cold: kept out of the release path).
 [[noreturn, gnu::noinline, gnu::cold]] void refuse_lease(const slot* s,
                                                        const detail::pool_shared* mine,
@@ -285,51 +336,48 @@ namespace {
   }
   throw std::invalid_argument(std::string("conpool::pool::") + who + ": " + why);
 }
+
+// The slot of a lease given back here, taken out of it; throws when it cannot be given back.
+slot* take_lease(connection& c, const detail::pool_shared* mine, const char* who) {
+  slot* s = lease_access::peek(c);
+  if (s == nullptr || &s->slab->core.shared != mine ||
+      s->slab->core.home() != detail::t_current_core) [[unlikely]] {
+    refuse_lease(s, mine, who);
+  }
+  return lease_access::take(c);
+}
 }  // namespace
 
-slot* pool::take_lease(connection& c, const char* who) {
-  slot* s = c.slot_;
-  if (s == nullptr || &s->slab->core.shared != shared_.get() ||
-      s->slab->core.home() != detail::t_current_core) [[unlikely]] {
-    refuse_lease(s, shared_.get(), who);
-  }
-  c.slot_ = nullptr;
-  return s;
-}
-
 void pool::release(connection&& c) {
-  slot* s = take_lease(c, "release");
+  slot* s = take_lease(c, shared_.get(), "release");
   s->slab->core.release(s);
 }
 
 void pool::close(connection&& c) {
-  slot* s = take_lease(c, "close");
+  slot* s = take_lease(c, shared_.get(), "close");
   s->slab->core.close(s, false);
 }
 
-void pool::close_after_error(connection&& c) {
-  slot* s = std::exchange(c.slot_, nullptr);
+void detail::close_after_error(connection&& c) noexcept {
+  slot* s = lease_access::take(c);
   if (s != nullptr) s->slab->core.close(s, true);
 }
 
 task<bool> pool::is_healthy(connection& c, bool check_readable) {
-  slot* s = c.slot_;
+  slot* s = lease_access::peek(c);
   if (s == nullptr) co_return false;
-  detail::pool_core& core = s->slab->core;
-  if (s->peer_event || core.expired(*s, detail::loop_now())) co_return false;
+  pool_core& core = s->slab->core;
+  // Idle time is not counted while leased: only lifetime and uses wear a held connection.
+  if (s->peer_gone || core.worn_out(*s, detail::loop_now())) co_return false;
   if (core.checks_health && !co_await core.cfg.health_check(s->flow)) co_return false;
-  if (check_readable) {
-    result<std::size_t> r = co_await io::recv(s->flow.native_handle(), {}, MSG_DONTWAIT);
-    // Would block: nothing to read, the peer neither closed nor wrote. 0: FIN or stray bytes.
-    co_return !r && r.error() == std::errc::resource_unavailable_try_again;
-  }
-  co_return true;
+  // The kernel asked once: would block means the peer neither closed nor wrote.
+  co_return !check_readable || core.peer_quiet(*s);
 }
 
 task<void> pool::validate_and_release(connection&& c) {
   connection lease = std::move(c);
-  // With the readable probe: the watcher is off while a connection is out, so a server that
-  // closed meanwhile is only seen this way before the connection goes back.
+  // With the readable probe: the monitor sees a FIN or RST while a connection is out, but not
+  // stray bytes, which only this catches before the connection goes back.
   if (co_await is_healthy(lease, true)) {
     release(std::move(lease));
   } else {
@@ -347,11 +395,10 @@ task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
     for (int i = 0; i < wanted; ++i) {
       slot* s = core.take_new(slab);
       if (s == nullptr) break;  // at the limit
-      s->state = slot_state::opening;
-      sc.spawn([](pool& p, slot* s, std::error_code& first_error) -> task<void> {
-        std::error_code e = co_await p.open_idle(s);
+      sc.spawn([](slot* s, std::error_code& first_error) -> task<void> {
+        std::error_code e = co_await open_idle(s);
         if (e && !first_error) first_error = e;
-      }(*this, s, first_error));
+      }(s, first_error));
     }
     co_await sc.join();
   });
@@ -375,9 +422,7 @@ std::vector<std::pair<endpoint, endpoint_stats>> pool::all_stats() const {
 
 void pool::close_idle_connections(const endpoint& ep) {
   detail::pool_core& core = shared_->part();
-  if (endpoint_slab* slab = core.find(ep)) {
-    while (slab->idle_top != nullptr) core.close(slab->idle_top, false);
-  }
+  if (endpoint_slab* slab = core.find(ep)) core.close_idle(*slab);
 }
 
 task<void> pool::close_all_connections(endpoint ep) {
@@ -418,8 +463,9 @@ task<void> pool::close_pool() {
   co_await all_closed_awaiter{*shared_};
 }
 
-pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_threshold,
-                                         std::chrono::duration<double> open_for) {
+detail::breaker_ticket detail::breaker_enter(pool_shared& shared, const endpoint& ep,
+                                             int failure_threshold,
+                                             std::chrono::duration<double> open_for) {
   if (failure_threshold < 1) {
     throw std::invalid_argument("conpool::pool::with_circuit_breaker: failure_threshold " +
                                 std::to_string(failure_threshold) + " must be at least 1");
@@ -428,8 +474,8 @@ pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_thresho
     throw std::invalid_argument("conpool::pool::with_circuit_breaker: open_for " +
                                 std::to_string(open_for.count()) + " s must be more than 0");
   }
-  if (shared_->part().closed) return {.refusal = errc::pool_closed};
-  endpoint_slab& slab = shared_->part().slab_for(ep);
+  if (shared.part().closed) return {.refusal = errc::pool_closed};
+  endpoint_slab& slab = shared.part().slab_for(ep);
   slab.failure_threshold = failure_threshold;
   const breaker_ticket trial{
       .admitted = true, .trial = true, .generation = slab.breaker_generation};
@@ -449,8 +495,9 @@ pool::breaker_ticket pool::breaker_enter(const endpoint& ep, int failure_thresho
   return {};
 }
 
-void pool::breaker_record(const endpoint& ep, breaker_ticket t, std::error_code error) {
-  endpoint_slab* found = shared_->part().find(ep);
+void detail::breaker_record(pool_shared& shared, const endpoint& ep, breaker_ticket t,
+                            std::error_code error) {
+  endpoint_slab* found = shared.part().find(ep);
   if (found == nullptr) return;
   endpoint_slab& slab = *found;
   if (t.trial) slab.trial_in_flight = false;

@@ -1,12 +1,51 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// A pool's part on one shard: its slabs (one per endpoint), idle watchers, one sweep timer for
-// idle and lifetime expiry, and its side of the hand-offs between shards. Touched only by its
-// shard's thread; what the shards share is in pool_shared.
+// A pool's part on one shard: its slabs (one per endpoint), the slots' lives, one sweep timer
+// for idle and lifetime expiry, and its side of the hand-offs between shards. Touched only by
+// its shard's thread; what the shards share is in pool_shared.
+//
+// A slot's life. Only the transitions below change a slot's state, its slab's free list and
+// idle stack, the active / idle gauges and what the kernel holds of the slot; `move_to` checks
+// each step against this table in debug builds.
+//
+//   from      to         transition        when
+//   free      opening    take_new          a task may open a connection (budget taken)
+//   free      idle       arrive            a connection came from another shard (checked)
+//   opening   free       open_failed       the connect or handshake failed
+//   opening   active     lend_fresh        opened for the task that asked
+//   opening   idle       park              opened by warm_endpoint
+//   opening   closing    close             opened after the pool closed
+//   idle      active     lend              the gate let it out (hit path, waiter, ask_idle)
+//   idle      checking   lend              the same, to run config::health_check first
+//   idle      closing    close             expired, its peer spoke up, or closed on demand
+//   idle      leaving    give_away         to a shard that waits for one
+//   checking  active     passed            health_check said yes
+//   checking  closing    close             health_check said no (or threw)
+//   checking  idle       release           its waiter left before the check began
+//   active    idle       release           given back
+//   active    active     relend            given back straight to a waiter here
+//   active    checking   relend            the same, to run health_check first
+//   active    leaving    give_away         given back while another shard waits
+//   active    closing    close             closed by its holder, an error, or found dead
+//   leaving   free       sent              the kernel owes it nothing: its connection travels
+//   leaving   closing    close             its peer spoke up on the way out
+//   closing   free       finished          the kernel owes it nothing
+//
+// The kernel's side: an idle slot has a watcher (a zero-length recv: FIN, RST or bytes
+// complete it), armed when the turn ends and cancelled when the slot is lent; every slot with
+// a connection has a monitor (a POLLRDHUP poll) from open to close. Either firing sets
+// `peer_gone`: an idle slot closes at once, a leased one when it comes back.
+//
+// The gate (`fit`): every route to a lease passes it: the hit path, a release to a waiter, a
+// connection arriving from another shard (probed on arrival), a fresh open. It refuses a
+// connection whose peer is known to be gone, a worn-out one (lifetime, uses) or an idle one
+// past max_idle_time, and in strict mode (config::check_on_reuse) asks the kernel first
+// (one recv(MSG_PEEK | MSG_DONTWAIT)). health_check runs in `checking`, on every reuse route.
 
 #include <linux/time_types.h>
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,6 +57,22 @@
 #include "slab.hpp"
 
 namespace conpool::detail {
+
+/// Whether a slot may move from `from` to `to` (the table above).
+constexpr bool legal_move(slot_state from, slot_state to) noexcept {
+  using enum slot_state;
+  switch (from) {
+    case free: return to == opening || to == idle;
+    case opening: return to == free || to == active || to == idle || to == closing;
+    case idle: return to == active || to == checking || to == closing || to == leaving;
+    case checking: return to == active || to == closing || to == idle;
+    case active: return to == idle || to == active || to == checking || to == leaving ||
+                        to == closing;
+    case leaving: return to == free || to == closing;
+    case closing: return to == free;
+  }
+  return false;
+}
 
 class pool_core {
  public:
@@ -33,6 +88,7 @@ class pool_core {
   const unsigned index;      // its shard's place in the group
   const bool multi;          // the pool spans more shards than this one
   const bool checks_health;  // cfg.health_check is set (read on the hit path)
+  const bool strict;         // cfg.check_on_reuse: the kernel is asked at every reuse
   bool closed = false;
   resolver names;
 
@@ -45,73 +101,106 @@ class pool_core {
   [[nodiscard]] endpoint_slab* find(const endpoint& ep) const noexcept;
   [[nodiscard]] const auto& slabs() const noexcept { return slabs_; }
 
-  /// The hit path: the warmest healthy idle connection, handed out; nullptr if none (expired
-  /// ones met on the way are closed).
-  slot* reuse_idle(endpoint_slab& slab) noexcept {
+  // ---- the gate ----
+
+  /// The warmest idle connection that passes the gate, off the idle stack and still `idle`
+  /// (the caller lends it); nullptr if none. Those that fail are closed on the way.
+  slot* pop_fit(endpoint_slab& slab) noexcept {
     const auto now = loop_now();
     while (slot* s = slab.idle_top) {
-      if (!expired(*s, now)) [[likely]] {
-        slab.unlink_idle(s);
-        return s;
-      }
+      if (fit(*s, now)) [[likely]] return s;
       close(s, false);
     }
     return nullptr;
   }
-  /// Marks `s` (idle, just opened, or just arrived from another shard) as handed out.
-  void hand_out(slot* s, bool reused) noexcept {
-    s->state = slot_state::active;
-    ++s->use_count;
-    s->peer_event = false;
+  /// The gate's synchronous part: false when `s` must not be lent (its peer is gone, it is
+  /// worn out or, idle, past its idle time, or in strict mode the kernel says it is dead).
+  bool fit(slot& s, loop_clock::time_point now) noexcept {
+    if (s.peer_gone || worn_out(s, now) || (s.state == slot_state::idle && idle_too_long(s, now)))
+        [[unlikely]] {
+      return false;
+    }
+    return !strict || peer_quiet(s);
+  }
+  /// Lifetime or uses spent (idle time aside). Integer compares only (the hit path).
+  [[nodiscard]] bool worn_out(const slot& s, loop_clock::time_point now) const noexcept {
+    return now - s.created_at > lifetime_ || s.use_count >= max_uses_;
+  }
+  /// Idle past max_idle_time (meaningful for an idle slot only).
+  [[nodiscard]] bool idle_too_long(const slot& s, loop_clock::time_point now) const noexcept {
+    return now - s.idle_since > idle_limit_;
+  }
+  /// Asks the kernel: true when nothing waits on the socket (no FIN, RST or stray bytes; a TLS
+  /// connection's post-handshake records are run through wolfSSL and keep it). One syscall.
+  bool peer_quiet(slot& s) noexcept;
+
+  // ---- transitions (see the table above) ----
+
+  /// idle -> active (or checking, with a health check): off the stack, its watcher cancelled.
+  /// Returns true when it is active. The use is counted when its taker has it (begin_lease).
+  bool lend(slot* s) noexcept {
     endpoint_slab& slab = *s->slab;
+    slab.unlink_idle(s);
+    // A watcher whose cancel is already in flight needs nothing more.
+    if (s->watcher == kernel_op::armed) unwatch(s);
     bump(slab.stats.active);
-    if (reused) {
+    if (checks_health) [[unlikely]] {
+      move_to(s, slot_state::checking);
+      return false;
+    }
+    move_to(s, slot_state::active);
+    return true;
+  }
+  /// An active slot reaches its taker: one more use; "reused" when it had been lent before.
+  void begin_lease(slot* s) noexcept {
+    endpoint_slab& slab = *s->slab;
+    if (s->use_count++ != 0) {
       bump(slab.stats.total_reused);
       if (cfg.on_connection_reused) cfg.on_connection_reused(slab.ep);
     }
-    // A watcher whose cancel is already in flight needs nothing more.
-    if (s->watching && !s->unwatching) unwatch(s);
   }
-  /// Back from a lease: to the first waiter (here or on another shard), else the idle stack
-  /// (closed if its watcher fired, or it is expired, or the pool is closing).
+  /// checking -> active: health_check said yes; its taker has it.
+  void passed(slot* s) noexcept {
+    move_to(s, slot_state::active);
+    begin_lease(s);
+  }
+  /// opening -> active: a new connection for the task that opened it.
+  void lend_fresh(slot* s) noexcept;
+  /// opening -> idle: a new connection for warm_endpoint (not a use).
+  void park(slot* s) noexcept;
+  /// Back from a lease (active, or checking whose waiter left): to the first waiter here or on
+  /// another shard, else the idle stack; closed if its peer is gone, it is worn out, or the
+  /// pool is closing.
   void release(slot* s) noexcept {
     endpoint_slab& slab = *s->slab;
     const auto now = loop_now();
-    s->last_used = now;
     // A TLS server's tickets follow its handshake, so they are in by the end of the first
     // lease; later ones reach the idle watcher, which keeps them too.
     if (s->use_count == 1 && s->flow.is_tls()) [[unlikely]] tls_remember(slab, s->flow);
-    if (closed || slab.draining > 0 || s->peer_event || expired(*s, now)) [[unlikely]] {
+    if (closed || slab.draining > 0 || s->peer_gone || worn_out(*s, now)) [[unlikely]] {
       close(s, false);
       return;
     }
-    drop(slab.stats.active);
     if (slab.bit != 0) [[unlikely]] {
       if (release_across(slab, s)) return;
     } else if (slab.waiters_head != nullptr) {
-      // Straight to the longest waiter: it stays handed out, as a reuse.
-      hand_out(s, true);
-      grant(slab, s);
+      relend(slab, s);
       return;
     }
-    s->state = slot_state::idle;
-    slab.push_idle(s);
-    // A watcher whose cancel is still in flight re-arms when that completes (slot_cqe).
-    if (!s->watching) watch_at_turn_end(s);
-    if (!sweeper_.armed) arm_sweeper();
+    drop(slab.stats.active);
+    to_idle(s, now);
   }
-  /// A slot for a new connection, within the endpoint's budget across shards; nullptr at the
-  /// limit.
+  /// A slot for a new connection (free -> opening), within the endpoint's budget across
+  /// shards; nullptr at the limit.
   slot* take_new(endpoint_slab& slab) noexcept;
-  /// Closes the connection of `s` (idle or active): cancel its watcher, IORING_OP_CLOSE; the
-  /// slot is free once every CQE is in.
-  void close(slot* s, bool after_error) noexcept;
-  /// An opening slot whose connection failed (`counted`: as an error, not a cancel): free again.
-  void open_failed(slot* s, bool counted) noexcept;
-  /// An opening slot got its connection.
+  /// An opening slot got its connection (still opening): its monitor is armed.
   void opened(slot* s, conpool::flow f) noexcept;
-  /// A just-opened connection goes straight to the idle stack (warm_endpoint: not a use).
-  void park_idle(slot* s) noexcept;
+  /// opening -> free: the connection failed (`counted`: as an error, not a cancel).
+  void open_failed(slot* s, bool counted) noexcept;
+  /// Closes the connection of `s` (opening, idle, checking, active or leaving): its standing
+  /// operations are cancelled, IORING_OP_CLOSE; the slot is free once every CQE is in.
+  void close(slot* s, bool after_error) noexcept;
+
   /// Gives new slots to waiters, as many as the budget allows.
   void serve_waiters(endpoint_slab& slab) noexcept;
   /// A task joined the slab's waiters: across shards, take a budget freed meanwhile, or ask a
@@ -123,62 +212,85 @@ class pool_core {
   void sweep() noexcept;
   /// Wakes the waiters of every slab with pool_closed.
   void fail_waiters() noexcept;
-  /// Past its lifetime or idle time, or used up. Integer compares only (the hit path).
-  [[nodiscard]] bool expired(const slot& s, loop_clock::time_point now) const noexcept {
-    return now - s.created_at > lifetime_ || now - s.last_used > idle_limit_ ||
-           s.use_count >= max_uses_;
+  /// Closes every idle connection of `slab`.
+  void close_idle(endpoint_slab& slab) noexcept {
+    while (slab.idle_top != nullptr) close(slab.idle_top, false);
   }
 
-  /// A parcel from another shard arrived here.
-  void arrive(parcel* p) noexcept;
+  /// A handoff from another shard arrived here.
+  void on_handoff(handoff* p) noexcept;
   /// Closes this part: waiters fail, idle connections close now, leased ones as they come back;
   /// once the kernel owes it nothing it reports to pool_shared (it is then quiet).
   void begin_close() noexcept;
   /// The destructor's way on its own shard: closes every connection and waits for the kernel.
   void shut_now() noexcept;
-  [[nodiscard]] bool quiet() const noexcept { return finished_; }
+  [[nodiscard]] bool shut() const noexcept { return finished_; }
   /// The shard this part lives on.
   [[nodiscard]] const shard_core* home() const noexcept { return shard_; }
 
-  /// Where every slot's CQEs go.
-  static void on_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
+  /// Where a slot's CQEs go, and its monitor's.
+  static void on_slot_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
+  static void on_monitor_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
 
  private:
+  void move_to(slot* s, slot_state to) noexcept {
+    assert(legal_move(s->state, to) && "illegal slot transition");
+    s->state = to;
+  }
+  // -> idle (from active, checking, opening or free): onto the stack; its watcher is armed at
+  // the turn's end.
+  void to_idle(slot* s, loop_clock::time_point now) noexcept {
+    endpoint_slab& slab = *s->slab;
+    move_to(s, slot_state::idle);
+    s->idle_since = now;
+    slab.push_idle(s);
+    if (!slab.watch_queued) queue_watchers(slab);
+    if (!sweeper_.armed) arm_sweeper();
+  }
+  // active -> active / checking: straight to the longest waiter here, through the gate.
+  void relend(endpoint_slab& slab, slot* s) noexcept;
+  void grant(endpoint_slab& slab, slot* s) noexcept;
+  void sent(slot* s) noexcept;
+  void finished(slot* s) noexcept;
+  void vacate(slot* s) noexcept;
+  // A connection of `slab` is gone for good: its budget goes to a waiter here or elsewhere.
+  void give_back_budget(endpoint_slab& slab) noexcept;
+
   endpoint_slab& slab_lookup(const endpoint& ep);
-  void arm_watcher(slot* s) noexcept;
+  // One SQE for one of `s`'s operations (its completion `c`, in `role`): the slot, the part
+  // and the shard each count one more CQE owed. `reserve`: SQEs kept free for a linked one.
+  io_uring_sqe* slot_sqe(slot* s, completion* c, unsigned role, unsigned reserve = 1) noexcept;
   // Idle watchers are armed once the turn's tasks have run, just before the ring is entered:
   // a connection released and taken again in the same turn (a busy proxy's common case) then
   // costs no watcher and no cancel, and the kernel sees the same thing it would otherwise.
-  void watch_at_turn_end(slot* s) {
-    if (s->watch_queued) return;
-    s->watch_queued = true;
-    to_watch_.push_back(s);
-    shard_->at_turn_end(&watch_hook_);
-  }
+  void queue_watchers(endpoint_slab& slab);
   static void arm_queued_watchers(shard_core::turn_hook* h) noexcept;
+  void arm_watcher(slot* s) noexcept;
   void unwatch(slot* s) noexcept;
+  void arm_monitor(slot* s) noexcept;
+  void unmonitor(slot* s) noexcept;
   void slot_cqe(slot* s, unsigned role, int res) noexcept;
-  // The slot goes back to its slab's free list (its connection closed, or sent to another shard).
-  void vacate(slot* s) noexcept;
-  void freed(slot* s) noexcept;
-  void grant(endpoint_slab& slab, slot* s) noexcept;
+  void monitor_cqe(slot* s, unsigned role, int res) noexcept;
+  void settle_slot(slot* s) noexcept;
+  // The peer spoke up (FIN, RST, bytes): an idle slot closes now, others when they can.
+  void peer_spoke(slot* s) noexcept;
   void arm_sweeper() noexcept;
+  void stop_sweeper() noexcept;
   static void on_sweep(completion* c, unsigned role, int res, unsigned flags) noexcept;
-  void settle() noexcept;
+  void wait_for_kernel() noexcept;
 
   // Across shards (handoff.cpp).
   bool release_across(endpoint_slab& slab, slot* s) noexcept;
   bool to_waiting_shard(slot* s) noexcept;
   void give_away(slot* s, unsigned to) noexcept;
-  void send(slot* s) noexcept;
-  void adopt(parcel* p) noexcept;
-  void on_want(parcel* p) noexcept;
-  void answer_none(endpoint_slab& slab, unsigned to) noexcept;
-  void on_room(parcel* p) noexcept;
+  void adopt(handoff* p) noexcept;
+  void on_ask_idle(handoff* p) noexcept;
+  void answer_no_idle(endpoint_slab& slab, unsigned to) noexcept;
+  void on_room(handoff* p) noexcept;
   void ask(endpoint_slab& slab) noexcept;
   unsigned next_of(endpoint_slab& slab, std::uint64_t shards) noexcept;
-  void budget_freed(endpoint_slab& slab) noexcept;
-  void maybe_quiet() noexcept;
+  void offer_budget(endpoint_slab& slab) noexcept;
+  void report_if_shut() noexcept;
 
   // The config's limits in the loop clock's own units, computed once.
   loop_clock::duration lifetime_;
@@ -203,7 +315,7 @@ class pool_core {
   struct watch_hook : shard_core::turn_hook {
     pool_core* core = nullptr;
   } watch_hook_;
-  std::vector<slot*> to_watch_;
+  std::vector<endpoint_slab*> to_watch_;  // slabs with slots that became idle this turn
 };
 
 }  // namespace conpool::detail

@@ -30,9 +30,9 @@ pool_core& pool_shared::make_part() {
   return *part;
 }
 
-void pool_shared::post(parcel* p, unsigned to) noexcept {
+void pool_shared::post(handoff* p, unsigned to) noexcept {
   shard_core& here = shard_core::current();
-  p->on_cqe = &parcel::arrived;
+  p->on_cqe = &handoff::arrived;
   p->pool = this;
   p->from = here.index();
   p->to = to;
@@ -50,14 +50,14 @@ void pool_shared::work_done() noexcept {
 void pool_shared::start_close() {
   pool_core& mine = part();
   if (!closing_.exchange(true, std::memory_order_acq_rel)) {
-    // Every shard's part reports once it is quiet; parcels still travelling count too. The
+    // Every shard's part reports once it is quiet; hand-offs still travelling count too. The
     // count cannot reach 0 before the flag is up: no part has been asked yet.
     open_work_.fetch_add(group.size(), std::memory_order_relaxed);
     counting_parts_.store(true, std::memory_order_release);
     for (unsigned j = 0; j < group.size(); ++j) {
       if (j == mine.index) continue;
-      auto* p = new parcel;
-      p->kind = parcel_kind::close;
+      auto* p = new handoff;
+      p->kind = handoff_kind::close_part;
       post(p, j);
     }
   }

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 // What the shards of one pool share: the config, the endpoint table, each shard's part (made on
-// that shard at its first use), the parcels between parts, and closing across shards.
+// that shard at its first use), the hand-offs between parts, and closing across shards.
 //
-// Parcels travel with IORING_OP_MSG_RING; the kinds:
-//   want  A -> B  A has waiters and B idle connections: B gives one (a gift) or answers none
-//   gift  B -> A  a connection (its flow, times and uses); it stays within the endpoint budget
-//   none  B -> A  nothing to give
-//   room  B -> A  B closed a connection while A waits: A may open one within the budget
-//   close A -> B  the pool is closing: B closes its part
+// Hand-offs travel with IORING_OP_MSG_RING; the kinds:
+//   ask_idle    A -> B  A has waiters and B idle connections: B gives one or answers no_idle
+//   connection  B -> A  a connection (its flow, times and uses), sent once B's kernel holds
+//                       none of its operations, checked on arrival; within the endpoint budget
+//   no_idle     B -> A  nothing to give
+//   budget      B -> A  B closed a connection while A waits: A may open one within the budget
+//   close_part  A -> B  the pool is closing: B closes its part
 // No mutex and no eventfd on this path.
 
 #include <atomic>
@@ -27,22 +28,22 @@
 
 namespace conpool::detail {
 
-enum class parcel_kind : std::uint8_t { want, gift, none, room, close };
+enum class handoff_kind : std::uint8_t { ask_idle, connection, no_idle, budget, close_part };
 
-struct parcel : post_target {
-  parcel_kind kind = parcel_kind::want;
+struct handoff : post_target {
+  handoff_kind kind = handoff_kind::ask_idle;
   pool_shared* pool = nullptr;
-  endpoint_entry* entry = nullptr;  // nullptr for close
+  endpoint_entry* entry = nullptr;  // nullptr for close_part
   unsigned from = 0;
   unsigned to = 0;
-  // A gift's connection.
+  // A connection's hand-off: the connection.
   conpool::flow flow;
   loop_clock::time_point created_at{};
-  loop_clock::time_point last_used{};
+  loop_clock::time_point idle_since{};
   std::uint32_t use_count = 0;
-  bool answer = false;  // a gift that answers a want (the asker may ask again)
+  bool answer = false;  // it answers an ask_idle (the asker may ask again)
 
-  /// Where a parcel's CQE goes: its arrival (res 0) or, on the sender, its failure (res < 0).
+  /// Where a handoff's CQE goes: its arrival (res 0) or, on the sender, its failure (res < 0).
   static void arrived(completion* c, unsigned role, int res, unsigned flags) noexcept;
 };
 
@@ -77,14 +78,14 @@ class pool_shared {
   [[nodiscard]] pool_core* part_at(unsigned i) const noexcept { return parts_[i].get(); }
   [[nodiscard]] bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
 
-  /// Sends `p` to shard `to` (it arrives there in pool_core::arrive).
-  void post(parcel* p, unsigned to) noexcept;
-  /// A parcel arrived (or a part became quiet while closing): one piece of work less.
+  /// Sends `p` to shard `to` (it arrives there in pool_core::on_handoff).
+  void post(handoff* p, unsigned to) noexcept;
+  /// A handoff arrived (or a part became quiet while closing): one piece of work less.
   void work_done() noexcept;
 
   /// close_pool: closes this shard's part and has every other shard close its own.
   void start_close();
-  /// Parks `w` until every part is closed and no parcel travels; false when that is so already.
+  /// Parks `w` until every part is closed and no handoff travels; false when that is so already.
   bool wait_closed(close_waiter& w);
 
  private:
@@ -93,7 +94,7 @@ class pool_shared {
 
   std::unique_ptr<std::unique_ptr<pool_core>[]> parts_;  // [i]: written by shard i only
   std::atomic<bool> closing_{false};
-  // Parcels travelling, plus (once closing) parts not yet quiet: 0 then means all closed.
+  // Hand-offs travelling, plus (once closing) parts not yet quiet: 0 then means all closed.
   std::atomic<std::int64_t> open_work_{0};
   std::atomic<bool> counting_parts_{false};
   std::mutex close_mutex_;  // close_pool's waiters (shutdown only)

@@ -2,7 +2,7 @@
 #pragma once
 // A pool's connections of one endpoint on one shard: a slab of fixed slots, an idle stack (LIFO),
 // a free list and a FIFO of waiters. Touched only by the shard's thread (the entry it points at
-// is shared: see endpoint_table.hpp).
+// is shared: see endpoint_table.hpp). The lists change only in pool_core's transitions.
 
 #include <linux/time_types.h>
 
@@ -25,15 +25,13 @@
 #include "resolver.hpp"
 #include "tls_glue.hpp"
 #include "shard_core.hpp"
+#include "slot.hpp"
 
 namespace conpool::detail {
 
-using loop_clock = std::chrono::steady_clock;
-
-class endpoint_slab;
 class pool_core;
 class pool_shared;
-struct parcel;
+struct handoff;
 
 /// The hit path's key check: cheap fields first, then the host's bytes in 8-byte loads (hosts are
 /// short; a libc memcmp call costs more than the compare).
@@ -58,45 +56,6 @@ inline bool same_endpoint(const endpoint& a, const endpoint& b) noexcept {
   return !a.tls || *a.tls == *b.tls;
 }
 
-// `leaving`: on its way to another shard, once the kernel owes its slot nothing (its watcher).
-enum class slot_state : std::uint8_t { free, opening, idle, active, closing, leaving };
-
-// One connection's place. Its completion serves three SQEs, told apart by role: the idle
-// watcher (a zero-length recv), the watcher's cancel, and the IORING_OP_CLOSE.
-struct slot : completion {
-  static constexpr unsigned watch = role_main;
-  static constexpr unsigned close = role_link;
-  static constexpr unsigned unwatch = role_cancel;
-
-  endpoint_slab* slab = nullptr;
-  conpool::flow flow;
-  loop_clock::time_point created_at{};
-  loop_clock::time_point last_used{};  // last release (or creation)
-  std::uint32_t use_count = 0;         // times handed out
-  slot_state state = slot_state::free;
-  std::uint8_t pending = 0;  // CQEs owed to this slot
-  bool watching = false;     // the watcher is in the kernel
-  bool unwatching = false;   // its cancel is in flight
-  bool peer_event = false;   // the watcher fired while the connection was out
-  bool watch_queued = false; // idle, its watcher to be armed at the end of the turn
-  std::uint8_t bound_for = 0; // leaving: the shard it goes to
-  bool answering = false;     // leaving: it answers that shard's `want`
-  slot* prev = nullptr;      // idle stack links; `next` also links the free list
-  slot* next = nullptr;
-};
-
-// A task waiting for a connection of an endpoint at its limit (lives in its frame).
-struct slot_waiter : cancel_hook {
-  endpoint_slab* slab = nullptr;
-  std::coroutine_handle<> handle;
-  cancel_node* node = nullptr;
-  slot* granted = nullptr;  // an idle connection (active now) or a slot to open (opening)
-  bool cancelled = false;
-  bool pool_closed = false;
-  slot_waiter* prev = nullptr;
-  slot_waiter* next = nullptr;
-};
-
 // Tasks waiting for a slab (or the pool) to drain; re-check their condition when woken.
 struct drain_waiters {
   std::vector<std::coroutine_handle<>> handles;
@@ -119,7 +78,8 @@ class endpoint_slab {
   std::unique_ptr<slot[]> slots;
   slot* free_head = nullptr;
   slot* idle_top = nullptr;  // most recently released: reused first
-  std::uint32_t in_use = 0;  // slots not free (opening, idle, active, closing)
+  std::uint32_t in_use = 0;  // slots not free
+  bool watch_queued = false;  // idle slots wait for their watchers at the turn's end
   slot_waiter* waiters_head = nullptr;
   slot_waiter* waiters_tail = nullptr;
   drain_waiters drained;
@@ -129,7 +89,7 @@ class endpoint_slab {
   // Across shards (all 0 / false in a pool of one shard).
   std::uint64_t bit = 0;     // this shard's bit in entry.waiting
   unsigned next_shard = 0;   // round-robin cursor over the other shards
-  bool asking = false;       // a `want` for an idle connection is out
+  bool asking = false;       // an ask_idle is out
   bool remote_turn = false;  // with waiters here and elsewhere, releases alternate
   void* tls_session = nullptr;  // WOLFSSL_SESSION*: the last session, offered on a new connection
   std::string last_error;       // the last failed open, in words (pool::last_error)

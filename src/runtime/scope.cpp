@@ -24,7 +24,7 @@ struct scope_access {
 
 namespace {
 
-detail::fire run_child(scope& s, task<void> t) {
+detail::detached_fiber run_child(scope& s, task<void> t) {
   detail::cancel_node node(&scope_access::node(s));
   detail::task_access::bind(t, &node);
   try {
@@ -39,7 +39,7 @@ detail::fire run_child(scope& s, task<void> t) {
 
 void scope::spawn(task<void> t) {
   if (!t.valid()) throw std::invalid_argument("conpool::scope::spawn: empty task");
-  detail::fire f = run_child(*this, std::move(t));
+  detail::detached_fiber f = run_child(*this, std::move(t));
   try {
     detail::shard_core::current().schedule(f.handle);
   } catch (...) {

@@ -281,7 +281,7 @@ int shard_core::notify_fd() {
   return fd;
 }
 
-fire shard_core::run_detached(task<void> t) {
+detached_fiber shard_core::run_detached(task<void> t) {
   // A node per fiber: a node parks the one thing its fiber waits on.
   cancel_node node(&root_);
   task_access::bind(t, &node);
@@ -295,7 +295,7 @@ fire shard_core::run_detached(task<void> t) {
 
 void shard_core::spawn(task<void> t) {
   if (!t.valid()) throw std::invalid_argument("conpool::shard::spawn: empty task");
-  fire f = run_detached(std::move(t));
+  detached_fiber f = run_detached(std::move(t));
   try {
     schedule(f.handle);
   } catch (...) {

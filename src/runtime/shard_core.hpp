@@ -28,9 +28,9 @@ extern thread_local shard_core* t_current_core __attribute__((tls_model("initial
 
 /// A coroutine that starts when scheduled and frees its own frame when it ends: the driver of a
 /// detached or scoped child. Its body must not throw.
-struct fire {
+struct detached_fiber {
   struct promise_type : promise_base {
-    fire get_return_object() noexcept {
+    detached_fiber get_return_object() noexcept {
       return {std::coroutine_handle<promise_type>::from_promise(*this)};
     }
     std::suspend_always initial_suspend() noexcept { return {}; }
@@ -75,7 +75,7 @@ class shard_core {
   /// Waits, inside the current turn, until `owed` (a count of CQEs its owner expects) is 0:
   /// for destructors whose objects the kernel still points at. Other completions met meanwhile
   /// are handled as usual (their tasks are scheduled, not run).
-  void settle(const std::uint64_t& owed) noexcept {
+  void wait_for_cqes(const std::uint64_t& owed) noexcept {
     while (owed > 0) {
       enter(true);
       reap();
@@ -172,7 +172,7 @@ class shard_core {
   void go_online() noexcept { go_offline(); }
   void drain_spawned() noexcept;
   void rethrow_spawn_error();
-  fire run_detached(task<void> t);
+  detached_fiber run_detached(task<void> t);
 
   io_uring ring_{};
   std::unique_ptr<shard_group> own_group_;  // a lone shard's group of one

@@ -311,7 +311,7 @@ TEST_CASE("tls: pooled: tickets after the handshake keep it, reuse, resumption, 
     CHECK(p.stats(ep).total_closed == 0);
     for (int i = 0; i < 5; ++i) CHECK(co_await echo_line(p, ep) == "slt deloop\n");
     CHECK(p.stats(ep).total_created == 1);
-    CHECK(p.stats(ep).total_reused == 5);
+    CHECK(p.stats(ep).total_reused == 4);  // the warmed connection's first lease is no reuse
 
     // A new connection to the endpoint resumes the session instead of a full handshake.
     p.close_idle_connections(ep);
