@@ -18,11 +18,16 @@ using testing::count_handouts;
 using testing::dead_now;
 using testing::echo_once;
 using testing::handout_counts;
+using testing::heard;
 using testing::fd_leak_check;
 using testing::for_each_ring_mode;
 using testing::ring_modes;
 using testing::rude_server;
+using testing::tell;
 using testing::test_server;
+using testing::turns;
+using testing::turns_until;
+using testing::with_pool;
 
 namespace {
 
@@ -35,39 +40,6 @@ config limit(int n) {
 task<bool> echoes(flow& f, std::string text) {
   result<std::string> back = co_await echo_once(f, text);
   co_return back.has_value() && *back == text;
-}
-
-// Tasks of different shards take turns: shard `to` is told to go on (a MSG_RING message).
-task<void> tell(runtime& rt, unsigned to) {
-  REQUIRE(co_await io::msg_send(rt.ring_fd(to), {.data = 1}));
-}
-task<void> heard() { REQUIRE(co_await io::msg_receive()); }
-// A few loop turns: tasks spawned before this have run up to their first wait.
-task<void> turns() {
-  for (int i = 0; i < 3; ++i) (void)co_await io::nop();
-}
-template <class Pred>
-task<bool> turns_until(Pred done) {
-  for (int i = 0; i < 10000 && !done(); ++i) (void)co_await io::nop();
-  co_return done();
-}
-
-// A shard, an in-process echo server on it, a pool with `c`: runs `body`, closes the pool,
-// checks that the stats add up and that no descriptor leaked.
-using body_fn = std::function<task<void>(pool&, test_server&)>;
-void with_pool(ring_mode m, config c, body_fn body) {
-  fd_leak_check leaks;
-  shard s({.mode = m});
-  s.run([](config c, body_fn& body) -> task<void> {
-    test_server server;
-    co_await scoped([&](scope& sc) -> task<void> {
-      sc.spawn(server.run(sc));
-      pool p(std::move(c));
-      co_await body(p, server);
-      co_await p.close_pool();
-      testing::check_stats_add_up(p);
-    });
-  }(std::move(c), body));
 }
 
 }  // namespace
@@ -102,7 +74,7 @@ TEST_CASE("gate: a connection whose server closed it while its shard was busy ne
             while (!waiting.load()) std::this_thread::yield();  // the taker waits now
             srv.close_all();
             while (!dead_now(fd)) std::this_thread::yield();  // its FIN is in the socket
-            co_await heard();  // the turn ends only here
+            (void)co_await heard();  // the turn ends only here
           } else if (shard == taker) {
             while (!go.load()) (void)co_await io::nop();
             co_await scoped([&](scope& sc) -> task<void> {
@@ -192,11 +164,11 @@ TEST_CASE("gate: health_check runs on a connection given back to a waiter, here 
               result<connection> held = co_await p.acquire(ep);
               REQUIRE(held);
               co_await tell(rt, taker);
-              co_await heard();  // the taker waits at the limit now
+              (void)co_await heard();  // the taker waits at the limit now
               p.release(std::move(*held));  // to the other shard
-              co_await heard();
+              (void)co_await heard();
             } else if (shard == taker) {
-              co_await heard();
+              (void)co_await heard();
               co_await scoped([&](scope& sc) -> task<void> {
                 sc.spawn([](pool& p, const endpoint& ep) -> task<void> {
                   result<connection> c = co_await p.acquire(ep);

@@ -13,6 +13,8 @@ using testing::echo_once;
 using testing::fd_leak_check;
 using testing::for_each_ring_mode;
 using testing::test_server;
+using testing::turns_until;
+using testing::with_pool;
 
 static_assert(!std::is_copy_constructible_v<connection>);
 static_assert(std::is_nothrow_move_constructible_v<connection>);
@@ -20,39 +22,9 @@ static_assert(!std::is_copy_constructible_v<pool>);
 
 namespace {
 
-using body_fn = std::function<task<void>(pool&, test_server&)>;
-
-// A shard, an echo server on it, a pool with `c`; runs `body`, closes the pool, checks that
-// the stats add up and that no descriptor leaked.
-void with_pool(ring_mode m, config c, body_fn body) {
-  fd_leak_check leaks;
-  shard s({.mode = m});
-  s.run([](config c, body_fn& body) -> task<void> {
-    test_server server;
-    co_await scoped([&](scope& sc) -> task<void> {
-      sc.spawn(server.run(sc));
-      pool p(std::move(c));
-      co_await body(p, server);
-      co_await p.close_pool();
-      check_stats_add_up(p);
-      for (const auto& [ep, st] : p.all_stats()) {
-        CHECK(st.active == 0);
-        CHECK(st.idle == 0);
-      }
-    });
-  }(std::move(c), body));
-}
-
 task<result<std::string>> echo_on(pool& p, const endpoint& ep, std::string msg) {
   // By reference: a by-value capture inside a co_await is destroyed twice by g++ 12.
   co_return co_await p.with_connection(ep, [&msg](flow& f) { return echo_once(f, msg); });
-}
-
-// Lets the loop turn until `done()` holds (bounded): for effects that arrive as completions.
-template <class Pred>
-task<bool> turns_until(Pred done) {
-  for (int i = 0; i < 10000 && !done(); ++i) (void)co_await io::nop();
-  co_return done();
 }
 
 }  // namespace

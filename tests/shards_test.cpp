@@ -33,20 +33,6 @@ config limit(int n) {
   return c;
 }
 
-// Tasks of different shards take turns: shard `to` is told to go on (a MSG_RING message).
-task<void> tell(runtime& rt, unsigned to, std::uint64_t what = 0) {
-  REQUIRE(co_await io::msg_send(rt.ring_fd(to), {.data = what}));
-}
-task<std::uint64_t> heard() {
-  result<message> m = co_await io::msg_receive();
-  REQUIRE(m);
-  co_return m->data;
-}
-// A few loop turns: tasks spawned before this have run up to their first wait.
-task<void> turns() {
-  for (int i = 0; i < 3; ++i) (void)co_await io::nop();
-}
-
 endpoint at(const bench::echo_server& srv, std::size_t i = 0) {
   return {"127.0.0.1", srv.ports()[i]};
 }

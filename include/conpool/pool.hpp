@@ -6,9 +6,14 @@
 /// A pool serves the shards of one group: the shard that made it (`pool p;`), or every shard
 /// of a `runtime` (`pool p(rt);`, made before `rt.run`). Each shard works on its own part: per
 /// endpoint a slab of `max_connections_per_endpoint` slots, idle connections on a stack (the
-/// warmest is reused first), each watched by a zero-length recv in the kernel so that a server
-/// closing, resetting or writing into it evicts it at once. Tasks beyond the limit wait in FIFO
-/// order on their shard.
+/// warmest is reused first). Each connection has a POLLRDHUP poll in the kernel for its whole
+/// life and each idle one a zero-length recv, so that a server closing, resetting or writing
+/// into it is known without a syscall of the pool's own: an idle one is evicted at once, a
+/// leased one closed when it comes back. Every route to a lease (the idle stack, a release to a
+/// waiter, a connection from another shard, a new one) passes one gate that never lends a
+/// connection known to be dead, runs `config::health_check` on every reuse and, with
+/// `config::check_on_reuse`, asks the kernel first. Tasks beyond the limit wait in FIFO order on
+/// their shard.
 ///
 /// Across shards: `max_connections_per_endpoint` holds for the pool as a whole (a budget taken
 /// when a connection opens and given back when it closes, never touched on reuse). A shard at
@@ -110,9 +115,10 @@ class pool {
   class [[nodiscard]] acquire_awaiter;
 
   /// A connection to `ep`: the warmest healthy idle one (no allocation, no syscall, no frame),
-  /// else a new one, else — at the limit — the next one released, in FIFO order. An idle one
-  /// that fails its checks (lifetime, idle time, uses, health_check, watcher) is closed and
-  /// replaced without the caller seeing an error. Awaitable (`co_await p.acquire(ep)`); `ep`
+  /// else a new one, else — at the limit — the next one released, in FIFO order. One that fails
+  /// the gate (its peer closed, reset or wrote; lifetime, idle time or uses spent;
+  /// health_check; in strict mode the kernel's answer) is closed and replaced without the caller
+  /// seeing an error. Awaitable (`co_await p.acquire(ep)`); `ep`
   /// must outlive the await.
   /// Errors: errc::pool_closed, errc::acquire_timeout, errc::connect_timeout,
   /// errc::resolve_failed, the system's connect errors, operation_canceled.
@@ -120,14 +126,16 @@ class pool {
   /// context), before any I/O.
   acquire_awaiter acquire(const endpoint& ep);
 
-  /// Returns a connection in a clean state: to the longest waiter, else to the idle stack.
-  /// Closed instead when expired, when its server spoke up while it was out, or when the pool
-  /// is closing. Throws std::invalid_argument for an empty lease or one of another pool.
+  /// Returns a connection in a clean state: to the longest waiter (through the gate), else to
+  /// the idle stack. Closed instead when its lifetime or uses are spent, when its server closed
+  /// or reset it while it was out, or when the pool is closing. Throws std::invalid_argument for
+  /// an empty lease or one of another pool.
   void release(connection&& c);
   /// Closes a connection now.
   void close(connection&& c);
-  /// Lifetime, idle time, uses, the server not having spoken up, then `health_check` and, with
-  /// `check_readable`, a zero-length MSG_DONTWAIT recv (healthy when it would block).
+  /// Lifetime and uses (idle time does not run while leased), the server not having closed or
+  /// reset it, then `health_check` and, with `check_readable`, one recv(MSG_PEEK |
+  /// MSG_DONTWAIT) syscall (healthy when it would block: no FIN, RST or stray bytes).
   task<bool> is_healthy(connection& c, bool check_readable = false);
   /// `is_healthy(c, true)` ? `release(c)` : `close(c)` (with the readable probe: a server that
   /// closed while the connection was out is caught before it goes back).

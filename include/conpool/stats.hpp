@@ -17,7 +17,7 @@ struct endpoint_stats {
   std::uint64_t active = 0;         ///< connections handed out now
   std::uint64_t idle = 0;           ///< connections waiting in the pool now
   std::uint64_t total_created = 0;  ///< connections opened
-  std::uint64_t total_reused = 0;   ///< times an idle connection was handed out again
+  std::uint64_t total_reused = 0;   ///< leases of a connection that was lent before
   std::uint64_t total_closed = 0;   ///< connections closed (for any reason)
   std::uint64_t errors = 0;         ///< failed opens, and connections closed after an error
 

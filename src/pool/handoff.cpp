@@ -246,7 +246,7 @@ void pool_core::report_if_shut() noexcept {
   shared.work_done();  // last: the pool may be freed from here on
 }
 
-// ---- hand-offs ------------------------------------------------------------------------------------
+// ---- hand-offs ----------------------------------------------------------------------------------
 
 void handoff::arrived(completion* c, unsigned, int res, unsigned) noexcept {
   auto* p = static_cast<handoff*>(c);

@@ -158,7 +158,7 @@ pool::~pool() {
 
 const config& pool::settings() const noexcept { return shared_->cfg; }
 
-// ---- acquiring: the gate's routes ----------------------------------------------------------------
+// ---- acquiring: the gate's routes --------------------------------------------------------------
 
 namespace detail {
 

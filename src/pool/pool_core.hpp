@@ -10,7 +10,7 @@
 //
 //   from      to         transition        when
 //   free      opening    take_new          a task may open a connection (budget taken)
-//   free      idle       arrive            a connection came from another shard (checked)
+//   free      idle       adopt             a connection came from another shard (checked)
 //   opening   free       open_failed       the connect or handshake failed
 //   opening   active     lend_fresh        opened for the task that asked
 //   opening   idle       park              opened by warm_endpoint
@@ -22,6 +22,7 @@
 //   checking  active     passed            health_check said yes
 //   checking  closing    close             health_check said no (or threw)
 //   checking  idle       release           its waiter left before the check began
+//   checking  leaving    give_away         the same, while another shard waits
 //   active    idle       release           given back
 //   active    active     relend            given back straight to a waiter here
 //   active    checking   relend            the same, to run health_check first
@@ -65,7 +66,7 @@ constexpr bool legal_move(slot_state from, slot_state to) noexcept {
     case free: return to == opening || to == idle;
     case opening: return to == free || to == active || to == idle || to == closing;
     case idle: return to == active || to == checking || to == closing || to == leaving;
-    case checking: return to == active || to == closing || to == idle;
+    case checking: return to == active || to == closing || to == idle || to == leaving;
     case active: return to == idle || to == active || to == checking || to == leaving ||
                         to == closing;
     case leaving: return to == free || to == closing;

@@ -63,6 +63,21 @@ void for_each_ring_mode(F&& body) {
   }
 }
 
+/// Tasks of different shards take turns: shard `to` is told to go on (a MSG_RING message).
+inline task<void> tell(runtime& rt, unsigned to, std::uint64_t what = 0) {
+  REQUIRE(co_await io::msg_send(rt.ring_fd(to), {.data = what}));
+}
+/// What this shard was told.
+inline task<std::uint64_t> heard() {
+  result<message> m = co_await io::msg_receive();
+  REQUIRE(m);
+  co_return m->data;
+}
+/// A few loop turns: tasks spawned before this have run up to their first wait.
+inline task<void> turns() {
+  for (int i = 0; i < 3; ++i) (void)co_await io::nop();
+}
+
 inline std::span<const std::byte> bytes(std::string_view s) {
   return std::as_bytes(std::span(s.data(), s.size()));
 }

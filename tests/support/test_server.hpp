@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <functional>
 #include <list>
 #include <string>
 #include <vector>
@@ -105,6 +106,36 @@ inline void check_stats_add_up(const pool& p) {
     CAPTURE(s);
     CHECK(s.total_created == s.total_closed + s.active + s.idle);
   }
+}
+
+/// Lets the loop turn until `done()` holds (bounded): for effects that arrive as completions.
+template <class Pred>
+task<bool> turns_until(Pred done) {
+  for (int i = 0; i < 10000 && !done(); ++i) (void)co_await io::nop();
+  co_return done();
+}
+
+using pool_body = std::function<task<void>(pool&, test_server&)>;
+
+/// A shard, a test_server on it, a pool with `c`: runs `body`, closes the pool, checks that
+/// the stats add up, that nothing is left active or idle, and that no descriptor leaked.
+inline void with_pool(ring_mode m, config c, pool_body body) {
+  fd_leak_check leaks;
+  shard s({.mode = m});
+  s.run([](config c, pool_body& body) -> task<void> {
+    test_server server;
+    co_await scoped([&](scope& sc) -> task<void> {
+      sc.spawn(server.run(sc));
+      pool p(std::move(c));
+      co_await body(p, server);
+      co_await p.close_pool();
+      check_stats_add_up(p);
+      for (const auto& [ep, st] : p.all_stats()) {
+        CHECK(st.active == 0);
+        CHECK(st.idle == 0);
+      }
+    });
+  }(std::move(c), body));
 }
 
 /// Writes `msg` and reads the echo back.
