@@ -95,8 +95,9 @@ void pool_core::adopt(handoff* p) noexcept {
   endpoint_slab& slab = slab_for(p->entry->ep);
   if (p->answer) slab.asking = false;
   if (closed) {
-    // Closed here already, perhaps quiet: no ring operation, the socket is closed at once.
+    // Closed here already, perhaps shut: no ring operation, the socket is closed at once.
     bump(slab.stats.total_closed);
+    if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep);
     (void)::close(p->flow.release());
     delete p;
     slab.entry.budget.fetch_sub(1, std::memory_order_seq_cst);
@@ -113,8 +114,9 @@ void pool_core::adopt(handoff* p) noexcept {
   to_idle(s, idle_since);  // still idle since it left the other shard's stack
   arm_monitor(s);
   // Checked on arrival: nothing watched it on the way (the other shard cancelled its
-  // operations first), so the kernel is asked once. A dead one frees its budget for a waiter.
-  if (!peer_quiet(*s)) {
+  // operations first), so the kernel is asked once. A dead one frees its budget for a waiter;
+  // so does one arriving while close_all_connections drains the slab.
+  if (slab.draining > 0 || !peer_quiet(*s)) {
     close(s, false);
     return;
   }

@@ -303,6 +303,11 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
         core.release(s);
         co_return fail(std::errc::operation_canceled);
       }
+      // Its server closed or reset it between the grant and now: replaced, unseen.
+      if (s->peer_gone) {
+        core.close(s, false);
+        continue;
+      }
     }
     if (s->state == slot_state::active) {
       core.begin_lease(s);

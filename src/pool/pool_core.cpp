@@ -156,6 +156,7 @@ void pool_core::open_failed(slot* s, bool counted) noexcept {
   move_to(s, slot_state::free);
   vacate(s);
   give_back_budget(*s->slab);
+  if (closing_) report_if_shut();  // last: once shut, the part may be freed
 }
 
 void pool_core::lend_fresh(slot* s) noexcept {
@@ -164,7 +165,13 @@ void pool_core::lend_fresh(slot* s) noexcept {
   begin_lease(s);
 }
 
-void pool_core::park(slot* s) noexcept { to_idle(s, loop_now()); }
+void pool_core::park(slot* s) noexcept {
+  if (closed || s->slab->draining > 0) {  // opened while the pool (or the slab) closed
+    close(s, false);
+    return;
+  }
+  to_idle(s, loop_now());
+}
 
 void pool_core::relend(endpoint_slab& slab, slot* s) noexcept {
   // The gate: just given back, so live as far as the pool knows; strict mode asks the kernel.
@@ -329,6 +336,9 @@ void pool_core::arm_monitor(slot* s) noexcept {
   io_uring_sqe* sqe = slot_sqe(s, &s->monitor_op, role_main);
   io_uring_prep_poll_add(sqe, s->flow.native_handle(), POLLRDHUP | POLLERR | POLLHUP);
   s->monitor = kernel_op::armed;
+  // Alone it wakes no task (it marks or closes a connection), so it keeps no deadlocked loop
+  // waiting. Its cancel, when one is sent, counts as usual.
+  shard_->add_background(1);
 }
 
 void pool_core::unmonitor(slot* s) noexcept {
@@ -375,7 +385,9 @@ void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
       // connection nobody asked it to use.
       if (s->state != slot_state::closing) peer_spoke(s);
     } else if (s->state == slot_state::idle) {
-      arm_watcher(s);  // lent and given back while its cancel was in flight
+      // Lent and given back while its cancel was in flight: watched again, unless a shard
+      // waits for it (the turn's end skipped it, its watcher being in the kernel then).
+      if (!multi || !to_waiting_shard(s)) arm_watcher(s);
     }
   }
   settle_slot(s);
@@ -386,6 +398,7 @@ void pool_core::monitor_cqe(slot* s, unsigned role, int res) noexcept {
   --outstanding_;
   if (role == role_main) {
     s->monitor = kernel_op::off;
+    shard_->add_background(-1);
     // The poll's events (POLLRDHUP: FIN; POLLERR / POLLHUP: RST), or an error; -ECANCELED is
     // our own remove.
     if (res != -ECANCELED && s->state != slot_state::closing) peer_spoke(s);

@@ -214,10 +214,16 @@ bool shard_core::drive(std::coroutine_handle<> h, promise_base& p) {
     run_turn_hooks();
     const bool to_submit = io_uring_sq_ready(&ring_) > 0;
     if (ready_.empty() && stash_.empty()) {
-      if (!to_submit && inflight_ == 0 && receivers_ == 0 && external_ == 0 && holds_ == 0) {
+      // Can anything still wake a task? Not background operations alone (add_background).
+      const bool wakeable =
+          inflight_ != background_ || receivers_ != 0 || external_ != 0 || holds_ != 0;
+      if (wakeable) {
+        enter(true);
+      } else if (to_submit) {
+        enter(false);  // what the last tasks prepared goes in (it may wake one); look again
+      } else {
         return false;
       }
-      enter(true);
     } else if (to_submit || inflight_ > 0) {
       enter(false);  // tasks are ready: only flush and collect, never wait
     }
@@ -316,7 +322,8 @@ void shard_core::drain_spawned() noexcept {
       reap();
       continue;
     }
-    if (ready_.empty() && inflight_ == 0 && external_ == 0 && io_uring_sq_ready(&ring_) == 0) {
+    if (ready_.empty() && inflight_ == background_ && external_ == 0 &&
+        io_uring_sq_ready(&ring_) == 0) {
       // Spawned tasks wait on something that no completion will wake (a receiver with no
       // sender): leave their frames rather than hang the destructor.
       break;

@@ -69,6 +69,10 @@ class shard_core {
   io_uring_sqe* sqe(unsigned reserve = 1) noexcept;
   /// `n` more CQEs are owed to this shard's operations.
   void expect(unsigned n) noexcept { inflight_ += n; }
+  /// Of the CQEs owed, `n` more (or, negative, fewer) belong to standing operations that never
+  /// make a task ready by themselves (the pool's per-connection monitors): they do not keep a
+  /// loop whose tasks all wait from being reported as deadlocked (libuv calls this unref).
+  void add_background(int n) noexcept { background_ += static_cast<std::uint64_t>(n); }
   /// A helper thread owes this shard a wake-up (a MSG_RING with role_wake): the loop waits
   /// for it rather than report a deadlock, and the destructor waits for it.
   void expect_external() noexcept { ++external_; }
@@ -187,6 +191,7 @@ class shard_core {
   bool in_loop_ = false;  // inside run() or poll()
   int notify_fd_ = -1;
   std::uint64_t inflight_ = 0;  // CQEs owed to our operations
+  std::uint64_t background_ = 0;  // of those, owed to standing operations (add_background)
   std::uint64_t external_ = 0;  // wake-ups owed by helper threads
   std::chrono::steady_clock::time_point now_ = std::chrono::steady_clock::now();
   std::size_t spawned_ = 0;

@@ -29,10 +29,11 @@ struct handout_counts {
 };
 
 /// `tasks` tasks, each `requests` 7-byte echoes with 0-3 ms pauses between them, through one
-/// pool (limit `tasks`, `strict`: config::check_on_reuse) against a rude_server in `mode`.
+/// pool (limit `tasks`, `strict`: config::check_on_reuse) against a rude_server in `mode`
+/// (`fin_in_reply`: its FIN in the reply's segment).
 inline handout_counts count_handouts(ring_mode m, rude_server::after_reply mode, bool strict,
-                                     int tasks, int requests) {
-  rude_server srv(mode);
+                                     int tasks, int requests, bool fin_in_reply = false) {
+  rude_server srv(mode, fin_in_reply);
   const endpoint ep{"127.0.0.1", srv.port()};
   handout_counts n;
   shard s({.mode = m});

@@ -4,9 +4,15 @@
 // purpose: it can close (FIN) or reset (RST) each connection right after each reply, or reset it
 // 0-10 ms after the reply, and another thread can have it close every connection it holds at a
 // moment of its choosing (the call returns once they are closed).
+//
+// Right after a reply is two syscalls (send, close): a server thread preempted between them
+// closes at any later moment. `fin_in_reply` makes the moment exact: the FIN travels in the
+// reply's own segment (TCP_CORK, send, shutdown(SHUT_WR)), so no client can read the reply
+// without the FIN being in its socket too; in rst mode the RST follows.
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -27,7 +33,8 @@ class rude_server {
  public:
   enum class after_reply { keep, fin, rst, rst_later };
 
-  explicit rude_server(after_reply mode = after_reply::keep) : mode_(mode) {
+  explicit rude_server(after_reply mode = after_reply::keep, bool fin_in_reply = false)
+      : mode_(mode), fin_in_reply_(fin_in_reply) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -127,8 +134,14 @@ class rude_server {
             ::close(c.fd);
             continue;
           }
+          const bool closes = mode_ == after_reply::fin || mode_ == after_reply::rst;
+          if (closes && fin_in_reply_) {
+            const int on = 1;
+            ::setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+          }
           (void)!::send(c.fd, buf.data(), static_cast<std::size_t>(n), MSG_NOSIGNAL);
-          if (mode_ == after_reply::fin || mode_ == after_reply::rst) {
+          if (closes) {
+            if (fin_in_reply_) ::shutdown(c.fd, SHUT_WR);
             shut(c.fd, mode_ == after_reply::rst);
             continue;
           }
@@ -151,6 +164,7 @@ class rude_server {
   }
 
   after_reply mode_;
+  bool fin_in_reply_;
   int listen_fd_ = -1;
   int wake_fd_ = -1;
   std::uint16_t port_ = 0;
