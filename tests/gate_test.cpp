@@ -5,6 +5,10 @@
 // and reused truthfully, measures idle time only while idle, and in strict mode asks the kernel.
 // "Dead at hand-out" is what a non-blocking poll() right after acquire sees: a FIN, an RST or
 // bytes nobody asked for.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include <atomic>
 #include <random>
 #include <thread>
