@@ -228,6 +228,44 @@ TEST_CASE("gate: a FIN or RST that arrives during a lease closes the connection 
 }
 
 
+TEST_CASE("gate: a FIN or RST that reached the kernel in this very turn is applied before a "
+          "hand-out") {
+  // The server (on its own thread) closes while the shard runs one turn: its completion is
+  // still in the kernel when the connection is given back and taken again. The gate sees that
+  // the kernel has news (a flag or a count in the rings, no syscall) and applies it first, so
+  // the acquire gets a new connection.
+  for_each_ring_mode([](ring_mode m) {
+    for (const bool reset : {false, true}) {
+      CAPTURE(reset);
+      fd_leak_check leaks;
+      rude_server srv;
+      const endpoint ep{"127.0.0.1", srv.port()};
+      shard s({.mode = m});
+      s.run([](const endpoint& ep, rude_server& srv, bool reset) -> task<void> {
+        pool p;
+        result<connection> c = co_await p.acquire(ep);
+        REQUIRE(c);
+        CHECK(co_await echoes(c->flow(), "before"));
+        const int fd = c->flow().native_handle();
+        srv.close_all(reset);
+        while (!dead_now(fd)) std::this_thread::yield();  // in the socket; no turn since
+        p.release(std::move(*c));
+        result<connection> next = co_await p.acquire(ep);  // the same turn
+        REQUIRE(next);
+        CHECK(next->use_count() == 1);
+        CHECK_FALSE(dead_now(next->flow().native_handle()));
+        CHECK(co_await echoes(next->flow(), "after"));
+        p.release(std::move(*next));
+        co_await p.close_pool();
+        const endpoint_stats st = p.stats(ep);
+        CHECK(st.total_created == 2);
+        CHECK(st.total_closed == 2);
+      }(ep, srv, reset));
+      CHECK(srv.accepted() == 2);
+    }
+  });
+}
+
 TEST_CASE("gate: against a server that closes after each reply, strict mode hands out no dead "
           "connection") {
   // The server's FIN travels in its reply's segment (and in rst mode its RST follows), so the

@@ -31,6 +31,7 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
   watch_hook_.run = &pool_core::arm_queued_watchers;
   watch_hook_.core = this;
   sweeper_.core = this;
+  to_watch_.reserve(16);  // slabs with new idle slots in one turn: no allocation on the hit path
   // Idle and lifetime expiry share one timer per pool, not one per connection: a sweep every
   // quarter of the shorter limit (1 ms to 1 s) closes what expired; the gate also checks.
   const double period =
@@ -128,6 +129,7 @@ bool pool_core::peer_quiet(slot& s) noexcept {
 // ---- transitions -------------------------------------------------------------------------------
 
 slot* pool_core::take_new(endpoint_slab& slab) noexcept {
+  if (closed) return nullptr;
   // The budget is the limit across shards; this shard's free slots always cover it.
   std::atomic<int>& budget = slab.entry.budget;
   int used = budget.load(std::memory_order_relaxed);
@@ -174,9 +176,16 @@ void pool_core::park(slot* s) noexcept {
 }
 
 void pool_core::relend(endpoint_slab& slab, slot* s) noexcept {
-  // The gate: just given back, so live as far as the pool knows; strict mode asks the kernel.
-  if (strict && !peer_quiet(*s)) {
+  // The gate: news the kernel holds is applied first (its monitor may have fired); strict mode
+  // also asks the kernel.
+  if (shard_->kernel_has_news()) [[unlikely]] shard_->catch_up();
+  if (s->peer_gone || (strict && !peer_quiet(*s))) {
     close(s, false);
+    return;
+  }
+  if (slab.waiters_head == nullptr) [[unlikely]] {  // the news served them (a budget freed)
+    drop(slab.stats.active);
+    to_idle(s, loop_now());
     return;
   }
   // Active (or checking): its waiter counts the use once it resumes with it.

@@ -37,11 +37,13 @@
 // a connection has a monitor (a POLLRDHUP poll) from open to close. Either firing sets
 // `peer_gone`: an idle slot closes at once, a leased one when it comes back.
 //
-// The gate (`fit`): every route to a lease passes it: the hit path, a release to a waiter, a
-// connection arriving from another shard (probed on arrival), a fresh open. It refuses a
-// connection whose peer is known to be gone, a worn-out one (lifetime, uses) or an idle one
-// past max_idle_time, and in strict mode (config::check_on_reuse) asks the kernel first
-// (one recv(MSG_PEEK | MSG_DONTWAIT)). health_check runs in `checking`, on every reuse route.
+// The gate (`pop_fit`, `fit`, `relend`): every route to a lease passes it: the hit path, a
+// release to a waiter, a connection arriving from another shard (probed on arrival), a fresh
+// open. It first applies what the kernel holds and the shard has not reaped (a flag and a
+// count in the rings say so; a syscall only then). It refuses a connection whose peer is known
+// to be gone, a worn-out one (lifetime, uses) or an idle one past max_idle_time, and in strict
+// mode (config::check_on_reuse) asks the kernel first (one recv(MSG_PEEK | MSG_DONTWAIT)).
+// health_check runs in `checking`, on every reuse route.
 
 #include <linux/time_types.h>
 
@@ -107,6 +109,12 @@ class pool_core {
   /// The warmest idle connection that passes the gate, off the idle stack and still `idle`
   /// (the caller lends it); nullptr if none. Those that fail are closed on the way.
   slot* pop_fit(endpoint_slab& slab) noexcept {
+    // A FIN or RST that reached the kernel during this turn is applied first (a watcher's or
+    // monitor's completion the kernel holds): a syscall only when there is such news.
+    if (shard_->kernel_has_news()) [[unlikely]] {
+      shard_->catch_up();
+      if (closed) return nullptr;  // the news was the pool closing
+    }
     const auto now = loop_now();
     while (slot* s = slab.idle_top) {
       if (fit(*s, now)) [[likely]] return s;

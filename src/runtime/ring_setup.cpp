@@ -31,11 +31,16 @@ ring_setup setup_ring(io_uring& ring, const shard_options& options) {
     unsigned flags;
     ring_mode mode;
   };
+  // TASKRUN_FLAG (5.19): the kernel says in the SQ ring's flags that it holds completions not
+  // yet run, so the pool can tell without a syscall whether it is up to date (kernel_has_news).
+  constexpr unsigned coop = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
   const candidate deferred[] = {
+      {defer | coop | IORING_SETUP_SUBMIT_ALL, ring_mode::defer_taskrun},
       {defer | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, ring_mode::defer_taskrun},
       {defer, ring_mode::defer_taskrun},
   };
   const candidate plain[] = {
+      {coop | IORING_SETUP_SUBMIT_ALL, ring_mode::plain},
       {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, ring_mode::plain},
       {IORING_SETUP_COOP_TASKRUN, ring_mode::plain},
       {0, ring_mode::plain},

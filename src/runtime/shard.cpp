@@ -48,6 +48,9 @@ shard_core::shard_core(const shard_options& options, shard_group* group, unsigne
   flags_ = setup.flags;
   mode_ = setup.mode;
   has_socket_op_ = ring_supports(ring_, IORING_OP_SOCKET);
+  // Turn-end hooks are queued on hot paths (the pool's release): no allocation there.
+  turn_hooks_.reserve(16);
+  running_hooks_.reserve(16);
   frame_heap_attach();
   t_current_core = this;
 }
@@ -142,6 +145,8 @@ void shard_core::dispatch(std::uint64_t user_data, int res, unsigned flags) noex
 }
 
 std::size_t shard_core::reap() noexcept {
+  if (reaping_) return 0;  // a handler's catch_up: the reap it runs in goes on
+  reaping_ = true;
   std::size_t handled = 0;
   io_uring_cqe* cqes[64];
   for (;;) {
@@ -165,6 +170,7 @@ std::size_t shard_core::reap() noexcept {
     handled += n;
   }
   counters_.cqes += handled;
+  reaping_ = false;
   return handled;
 }
 

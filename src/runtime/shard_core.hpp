@@ -85,6 +85,21 @@ class shard_core {
       reap();
     }
   }
+  /// True when the kernel holds completions this shard has not applied yet: task work it has
+  /// not run (IORING_SQ_TASKRUN, where the ring has IORING_SETUP_TASKRUN_FLAG), CQEs not yet
+  /// reaped, or CQEs stashed off a full CQ. Two loads from the rings, no syscall.
+  [[nodiscard]] bool kernel_has_news() const noexcept {
+    return (__atomic_load_n(ring_.sq.kflags, __ATOMIC_RELAXED) & IORING_SQ_TASKRUN) != 0 ||
+           io_uring_cq_ready(&ring_) != 0 || !stash_.empty();
+  }
+  /// Applies that news now, inside the turn: one io_uring_enter (which also submits what is
+  /// prepared) and a reap; tasks it wakes are scheduled, not run. Does nothing while the shard
+  /// is reaping already (a completion's handler asked).
+  void catch_up() noexcept {
+    if (reaping_) return;
+    enter(false);
+    reap();
+  }
   /// The time of this loop turn (one clock read per turn).
   [[nodiscard]] std::chrono::steady_clock::time_point now() const noexcept { return now_; }
   /// Runs `h` in a later turn (FIFO).
@@ -189,6 +204,7 @@ class shard_core {
   ring_mode mode_ = ring_mode::plain;
   bool has_socket_op_ = false;
   bool in_loop_ = false;  // inside run() or poll()
+  bool reaping_ = false;  // inside reap(): completions' handlers run
   int notify_fd_ = -1;
   std::uint64_t inflight_ = 0;  // CQEs owed to our operations
   std::uint64_t background_ = 0;  // of those, owed to standing operations (add_background)
