@@ -494,6 +494,18 @@ TEST_CASE("pool: a caller cancelled during a health check costs one connection, 
   });
 }
 
+TEST_CASE("pool: warm_endpoint called 16k times in a loop does not grow the stack") {
+  // Each call finds the connection warm already and completes without suspending: at -O0 the
+  // chain of tasks must still unwind through the resume loop, not the stack.
+  with_pool(ring_mode::automatic, default_config(),
+            [](pool& p, test_server& server) -> task<void> {
+              const endpoint ep = server.where();
+              for (int i = 0; i < 16 * 1024; ++i) REQUIRE(co_await p.warm_endpoint(ep, 1));
+              CHECK(p.stats(ep).idle == 1);
+              CHECK(server.accepted == 1);
+            });
+}
+
 TEST_CASE("pool: warmed connections count no use until handed out") {
   shard s;
   s.run([]() -> task<void> {

@@ -17,6 +17,8 @@ namespace conpool {
 namespace detail {
 
 thread_local shard_core* t_current_core = nullptr;
+thread_local std::coroutine_handle<> t_resume_next = nullptr;
+thread_local unsigned t_transfers = 0;
 
 namespace {
 
@@ -178,7 +180,7 @@ std::size_t shard_core::run_ready() {
   // Only what is ready now: tasks scheduled while running wait for the next turn, so I/O is
   // submitted and reaped between them and a busy task cannot starve completions.
   const std::size_t n = ready_.size();
-  for (std::size_t i = 0; i < n; ++i) ready_.pop().resume();
+  for (std::size_t i = 0; i < n; ++i) resume_chain(ready_.pop());
   return n;
 }
 
