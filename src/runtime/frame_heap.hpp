@@ -8,5 +8,8 @@ namespace conpool::detail {
 void frame_heap_attach();
 /// Retires the thread's frame heap; frames still alive stay valid (called by ~shard).
 void frame_heap_detach() noexcept;
+/// True when frames come from mimalloc heaps (libmimalloc.so.2 loaded privately), false when
+/// from the per-thread free list or (under sanitizers) the global heap.
+bool frames_from_mimalloc() noexcept;
 
 }  // namespace conpool::detail
