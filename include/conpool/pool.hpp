@@ -166,6 +166,8 @@ class pool {
   /// The last failure on this shard to open a connection to `ep`, in words naming the endpoint,
   /// with the TLS library's reason for TLS failures: "127.0.0.1:8443 (tls): TLS peer
   /// verification failed: ASN date error, current date after". Empty when none.
+  /// Call it on a shard of the pool (it reads that shard's part without a lock); elsewhere it
+  /// throws std::logic_error. `stats` and `all_stats` work from any thread.
   [[nodiscard]] std::string last_error(const endpoint& ep) const;
   /// The stats of every endpoint the pool has used, summed over the shards. Any thread, as
   /// `stats`.

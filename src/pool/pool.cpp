@@ -133,6 +133,13 @@ std::chrono::steady_clock::time_point connection::created_at() const noexcept {
 
 // ---- pool ---------------------------------------------------------------------------------------
 
+namespace {
+// The runtime winds up its group's services when a run ends: a pool closes.
+task<void> wind_up(detail::group_service* s) {
+  co_await static_cast<detail::pool_service*>(s)->owner->close_pool();
+}
+}  // namespace
+
 pool::pool(config settings) {
   settings.validate();
   if (shard::current() == nullptr) {
@@ -140,7 +147,9 @@ pool::pool(config settings) {
   }
   shared_ = std::make_unique<detail::pool_shared>(std::move(settings),
                                                   detail::shard_core::current().group());
-  shared_->group.add_pool(this);
+  shared_->service.owner = this;
+  shared_->service.wind_up = &wind_up;
+  shared_->group.add_service(&shared_->service);
   detail::pool_core& mine = shared_->part();
   if (shared_->group.size() == 1) solo_ = &mine;
 }
@@ -148,11 +157,13 @@ pool::pool(config settings) {
 pool::pool(runtime& rt, config settings) {
   settings.validate();
   shared_ = std::make_unique<detail::pool_shared>(std::move(settings), *rt.group_);
-  shared_->group.add_pool(this);
+  shared_->service.owner = this;
+  shared_->service.wind_up = &wind_up;
+  shared_->group.add_service(&shared_->service);
 }
 
 pool::~pool() {
-  shared_->group.remove_pool(this);
+  shared_->group.remove_service(&shared_->service);
   shared_.reset();
 }
 

@@ -26,6 +26,10 @@
 #include "endpoint_table.hpp"
 #include "pool_core.hpp"
 
+namespace conpool {
+class pool;
+}
+
 namespace conpool::detail {
 
 enum class handoff_kind : std::uint8_t { ask_idle, connection, no_idle, budget, close_part };
@@ -55,6 +59,11 @@ struct close_waiter : post_target {
   static void woken(completion* c, unsigned role, int res, unsigned flags) noexcept;
 };
 
+/// A pool as its group's runtime sees it: something to close when the run ends.
+struct pool_service : group_service {
+  pool* owner = nullptr;
+};
+
 class pool_shared {
  public:
   pool_shared(config c, shard_group& group);
@@ -65,6 +74,7 @@ class pool_shared {
   const config cfg;
   shard_group& group;
   endpoint_table table;
+  pool_service service;  // registered with the group by the pool
 
   /// The calling shard's part, made on first use. Throws std::logic_error when the calling
   /// thread runs no shard of the pool's group.

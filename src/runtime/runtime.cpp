@@ -14,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include <conpool/pool.hpp>
 
 #include "shard_core.hpp"
 
@@ -35,14 +34,14 @@ std::vector<int> allowed_cpus() {
 }
 
 // The end of a run: a shard whose body is done waits (serving hand-offs) for the others; the
-// last one closes the runtime's pools, then lets every shard go.
+// last one winds up the group's services (its pools close), then lets every shard go.
 class run_end {
  public:
   explicit run_end(detail::shard_group& g) : group_(g), signals_(g.size()) {}
 
   task<void> finish(unsigned i) {
     if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == group_.size()) {
-      for (pool* p : group_.pools()) co_await p->close_pool();
+      for (detail::group_service* s : group_.services()) co_await s->wind_up(s);
       detail::shard_core& here = detail::shard_core::current();
       for (unsigned j = 0; j < group_.size(); ++j) {
         if (j == i) continue;
@@ -113,7 +112,7 @@ runtime::runtime(runtime_options options) : options_(options) {
 }
 
 runtime::~runtime() {
-  if (!group_->pools().empty()) {
+  if (!group_->services().empty()) {
     std::fprintf(stderr, "conpool: runtime destroyed before its pools\n");
     std::abort();
   }

@@ -31,19 +31,19 @@ bool shard_group::passed(const std::vector<std::uint64_t>& marks, unsigned self)
   return true;
 }
 
-void shard_group::add_pool(pool* p) {
-  std::lock_guard lock(pools_mutex_);
-  pools_.push_back(p);
+void shard_group::add_service(group_service* s) {
+  std::lock_guard lock(services_mutex_);
+  services_.push_back(s);
 }
 
-void shard_group::remove_pool(pool* p) noexcept {
-  std::lock_guard lock(pools_mutex_);
-  std::erase(pools_, p);
+void shard_group::remove_service(group_service* s) noexcept {
+  std::lock_guard lock(services_mutex_);
+  std::erase(services_, s);
 }
 
-std::vector<pool*> shard_group::pools() const {
-  std::lock_guard lock(pools_mutex_);
-  return pools_;
+std::vector<group_service*> shard_group::services() const {
+  std::lock_guard lock(services_mutex_);
+  return services_;
 }
 
 }  // namespace conpool::detail

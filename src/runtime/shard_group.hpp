@@ -2,21 +2,26 @@
 #pragma once
 // The shards that work together: a runtime's N shards, or a lone shard on its own (a group of
 // one). A group knows each member's ring (the target of posts between shards) and its
-// quiescent-state counter (RCU: when an old endpoint table may be freed), and the pools that
-// span it (closed when a runtime's run ends).
+// quiescent-state counter (RCU: when an old endpoint table may be freed), and the services
+// that span it (an upper layer's objects, such as pools, wound up when a runtime's run ends:
+// the runtime knows them only through this interface).
 
 #include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
 
-namespace conpool {
-class pool;
-}
+#include <conpool/task.hpp>
 
 namespace conpool::detail {
 
 class shard_core;
+
+/// Something that spans a group's shards and must be wound up before they stop (a pool, closed
+/// across its shards). Registered by its owner; `wind_up` runs on one shard of the group.
+struct group_service {
+  task<void> (*wind_up)(group_service* self) = nullptr;
+};
 
 /// Shards per group at most: a pool marks the shards waiting for an endpoint in one 64-bit word.
 inline constexpr unsigned max_group_shards = 64;
@@ -40,10 +45,10 @@ class shard_group {
   /// was offline (waiting in the kernel) when they were taken.
   [[nodiscard]] bool passed(const std::vector<std::uint64_t>& marks, unsigned self) const noexcept;
 
-  /// Pools spanning this group (a runtime closes them when its run ends).
-  void add_pool(pool* p);
-  void remove_pool(pool* p) noexcept;
-  [[nodiscard]] std::vector<pool*> pools() const;
+  /// Services spanning this group (a runtime winds them up when its run ends).
+  void add_service(group_service* s);
+  void remove_service(group_service* s) noexcept;
+  [[nodiscard]] std::vector<group_service*> services() const;
 
  private:
   struct member {
@@ -51,8 +56,8 @@ class shard_group {
     int ring_fd = -1;
   };
   std::vector<member> members_;
-  mutable std::mutex pools_mutex_;  // pools come and go rarely, never on a request's path
-  std::vector<pool*> pools_;
+  mutable std::mutex services_mutex_;  // they come and go rarely, never on a request's path
+  std::vector<group_service*> services_;
 };
 
 }  // namespace conpool::detail
