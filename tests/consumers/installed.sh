@@ -16,8 +16,11 @@ pc=$(find "$root" -name conpool.pc -print -quit)
 config=$(find "$root" -name conpoolConfig.cmake -print -quit)
 [ -n "$pc" ] || { echo "installed.sh: no conpool.pc was installed" >&2; exit 1; }
 [ -n "$config" ] || { echo "installed.sh: no conpoolConfig.cmake was installed" >&2; exit 1; }
-if grep -n "$root\|/usr/lib/x86_64-linux-gnu/lib" "$pc"; then
-  echo "installed.sh: conpool.pc names an absolute path" >&2
+# Relocatable: the prefix is found from where the file lies, and no other path is absolute.
+if ! grep -q '^prefix=${pcfiledir}/' "$pc" || grep -E '^(Libs|Cflags)[^:]*:.* -[IL]/' "$pc" ||
+  grep -E '^[a-z]+dir=/' "$pc"; then
+  echo "installed.sh: conpool.pc is not relocatable or names an absolute path:" >&2
+  cat "$pc" >&2
   exit 1
 fi
 libdir=$(dirname "$(dirname "$pc")")
