@@ -21,10 +21,10 @@ using namespace std::chrono_literals;
 using testing::count_handouts;
 using testing::dead_now;
 using testing::echo_once;
-using testing::handout_counts;
-using testing::heard;
 using testing::fd_leak_check;
 using testing::for_each_ring_mode;
+using testing::handout_counts;
+using testing::heard;
 using testing::ring_modes;
 using testing::rude_server;
 using testing::tell;
@@ -46,65 +46,75 @@ task<bool> echoes(flow& f, std::string text) {
   co_return back.has_value() && *back == text;
 }
 
-}  // namespace
-
-TEST_CASE("gate: a connection whose server closed it while its shard was busy never crosses to "
-          "another shard") {
-  // Shard 0 gives back a healthy connection; in the same turn (its thread busy, the ring not
-  // entered) another shard starts waiting at the limit and the server closes the connection.
-  // When shard 0's turn ends the connection goes to the waiting shard: it must arrive checked,
-  // so the waiter gets a new connection that works, not the dead one.
+// Runs `body(rt, server, shards)` on runtimes of 2, 3 and 4 shards under each ring set-up,
+// each with a server of its own and a check that no descriptor leaked.
+template <class Body>
+void for_each_runtime(Body&& body) {
   for (const unsigned shards : {2U, 3U, 4U}) {
     for (const ring_mode mode : ring_modes()) {
       CAPTURE(shards);
       CAPTURE(testing::name(mode));
       fd_leak_check leaks;
       rude_server srv;
-      const endpoint ep{"127.0.0.1", srv.port()};
       runtime rt({.shards = shards, .shard = {.mode = mode}});
-      const unsigned taker = shards - 1;
-      {
-        pool p(rt, limit(1));
-        std::atomic<bool> go{false};
-        std::atomic<bool> waiting{false};
-        rt.run([&](unsigned shard) -> task<void> {
-          if (shard == 0) {
-            result<connection> c = co_await p.acquire(ep);
-            REQUIRE(c);
-            CHECK(co_await echoes(c->flow(), "first"));
-            const int fd = c->flow().native_handle();
-            p.release(std::move(*c));  // idle here, its watcher due at the turn's end
-            go.store(true);
-            while (!waiting.load()) std::this_thread::yield();  // the taker waits now
-            srv.close_all();
-            while (!dead_now(fd)) std::this_thread::yield();  // its FIN is in the socket
-            (void)co_await heard();  // the turn ends only here
-          } else if (shard == taker) {
-            while (!go.load()) (void)co_await io::nop();
-            co_await scoped([&](scope& sc) -> task<void> {
-              sc.spawn([](pool& p, const endpoint& ep) -> task<void> {
-                result<connection> c = co_await p.acquire(ep);
-                REQUIRE(c);
-                CHECK(c->use_count() == 1);  // a new connection, not the dead one
-                CHECK_FALSE(dead_now(c->flow().native_handle()));
-                CHECK(co_await echoes(c->flow(), "second, elsewhere"));
-                p.release(std::move(*c));
-              }(p, ep));
-              co_await turns();  // the task waits at the limit
-              waiting.store(true);
-              co_await sc.join();
-            });
-            co_await tell(rt, 0);
-          }
-        });
-        CHECK(srv.accepted() == 2);
-        const endpoint_stats st = p.stats(ep);
-        CHECK(st.total_created == 2);
-        CHECK(st.total_closed == 2);
-        CHECK(st.errors == 0);
-      }
+      body(rt, srv, shards);
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "gate: a connection whose server closed it while its shard was busy never crosses to "
+    "another shard") {
+  // Shard 0 gives back a healthy connection; in the same turn (its thread busy, the ring not
+  // entered) another shard starts waiting at the limit and the server closes the connection.
+  // When shard 0's turn ends the connection goes to the waiting shard: it must arrive checked,
+  // so the waiter gets a new connection that works, not the dead one.
+  for_each_runtime([](runtime& rt, rude_server& srv, unsigned shards) {
+    const endpoint ep{"127.0.0.1", srv.port()};
+    const unsigned taker = shards - 1;
+    {
+      pool p(rt, limit(1));
+      std::atomic<bool> go{false};
+      std::atomic<bool> waiting{false};
+      rt.run([&](unsigned shard) -> task<void> {
+        if (shard == 0) {
+          result<connection> c = co_await p.acquire(ep);
+          REQUIRE(c);
+          CHECK(co_await echoes(c->flow(), "first"));
+          const int fd = c->flow().native_handle();
+          p.release(std::move(*c));  // idle here, its watcher due at the turn's end
+          go.store(true);
+          while (!waiting.load()) std::this_thread::yield();  // the taker waits now
+          srv.close_all();
+          while (!dead_now(fd)) std::this_thread::yield();  // its FIN is in the socket
+          (void)co_await heard();                           // the turn ends only here
+        } else if (shard == taker) {
+          while (!go.load()) (void)co_await io::nop();
+          co_await scoped([&](scope& sc) -> task<void> {
+            sc.spawn([](pool& p, const endpoint& ep) -> task<void> {
+              result<connection> c = co_await p.acquire(ep);
+              REQUIRE(c);
+              CHECK(c->use_count() == 1);  // a new connection, not the dead one
+              CHECK_FALSE(dead_now(c->flow().native_handle()));
+              CHECK(co_await echoes(c->flow(), "second, elsewhere"));
+              p.release(std::move(*c));
+            }(p, ep));
+            co_await turns();  // the task waits at the limit
+            waiting.store(true);
+            co_await sc.join();
+          });
+          co_await tell(rt, 0);
+        }
+      });
+      CHECK(srv.accepted() == 2);
+      const endpoint_stats st = p.stats(ep);
+      CHECK(st.total_created == 2);
+      CHECK(st.total_closed == 2);
+      CHECK(st.errors == 0);
+    }
+  });
 }
 
 TEST_CASE("gate: health_check runs on a connection given back to a waiter, here or elsewhere") {
@@ -134,7 +144,7 @@ TEST_CASE("gate: health_check runs on a connection given back to a waiter, here 
               CHECK(co_await echoes(c->flow(), "after the check"));
               p.release(std::move(*c));
             }(p, ep, pass));
-            co_await turns();  // it waits at the limit
+            co_await turns();             // it waits at the limit
             p.release(std::move(*held));  // straight to the waiter, through the gate
             co_await sc.join();
           });
@@ -146,54 +156,47 @@ TEST_CASE("gate: health_check runs on a connection given back to a waiter, here 
     });
   }
   SUBCASE("a waiter on another shard") {
-    for (const unsigned shards : {2U, 3U, 4U}) {
-      for (const ring_mode mode : ring_modes()) {
-        CAPTURE(shards);
-        CAPTURE(testing::name(mode));
-        fd_leak_check leaks;
-        rude_server srv;
-        const endpoint ep{"127.0.0.1", srv.port()};
-        runtime rt({.shards = shards, .shard = {.mode = mode}});
-        std::atomic<int> checks{0};
-        config c = limit(1);
-        c.health_check = [&checks](flow&) -> task<bool> {
-          checks.fetch_add(1);
-          co_return true;
-        };
-        const unsigned taker = shards - 1;
-        {
-          pool p(rt, c);
-          rt.run([&](unsigned shard) -> task<void> {
-            if (shard == 0) {
-              result<connection> held = co_await p.acquire(ep);
-              REQUIRE(held);
-              co_await tell(rt, taker);
-              (void)co_await heard();  // the taker waits at the limit now
-              p.release(std::move(*held));  // to the other shard
-              (void)co_await heard();
-            } else if (shard == taker) {
-              (void)co_await heard();
-              co_await scoped([&](scope& sc) -> task<void> {
-                sc.spawn([](pool& p, const endpoint& ep) -> task<void> {
-                  result<connection> c = co_await p.acquire(ep);
-                  REQUIRE(c);
-                  CHECK(c->use_count() == 2);
-                  CHECK(co_await echoes(c->flow(), "arrived, checked"));
-                  p.release(std::move(*c));
-                }(p, ep));
-                co_await turns();
-                co_await tell(rt, 0);
-                co_await sc.join();
-              });
+    for_each_runtime([](runtime& rt, rude_server& srv, unsigned shards) {
+      const endpoint ep{"127.0.0.1", srv.port()};
+      std::atomic<int> checks{0};
+      config c = limit(1);
+      c.health_check = [&checks](flow&) -> task<bool> {
+        checks.fetch_add(1);
+        co_return true;
+      };
+      const unsigned taker = shards - 1;
+      {
+        pool p(rt, c);
+        rt.run([&](unsigned shard) -> task<void> {
+          if (shard == 0) {
+            result<connection> held = co_await p.acquire(ep);
+            REQUIRE(held);
+            co_await tell(rt, taker);
+            (void)co_await heard();       // the taker waits at the limit now
+            p.release(std::move(*held));  // to the other shard
+            (void)co_await heard();
+          } else if (shard == taker) {
+            (void)co_await heard();
+            co_await scoped([&](scope& sc) -> task<void> {
+              sc.spawn([](pool& p, const endpoint& ep) -> task<void> {
+                result<connection> c = co_await p.acquire(ep);
+                REQUIRE(c);
+                CHECK(c->use_count() == 2);
+                CHECK(co_await echoes(c->flow(), "arrived, checked"));
+                p.release(std::move(*c));
+              }(p, ep));
+              co_await turns();
               co_await tell(rt, 0);
-            }
-          });
-          CHECK(checks.load() == 1);
-          CHECK(srv.accepted() == 1);
-          CHECK(p.stats(ep).total_reused == 1);
-        }
+              co_await sc.join();
+            });
+            co_await tell(rt, 0);
+          }
+        });
+        CHECK(checks.load() == 1);
+        CHECK(srv.accepted() == 1);
+        CHECK(p.stats(ep).total_reused == 1);
       }
-    }
+    });
   }
 }
 
@@ -227,9 +230,9 @@ TEST_CASE("gate: a FIN or RST that arrives during a lease closes the connection 
   });
 }
 
-
-TEST_CASE("gate: a FIN or RST that reached the kernel in this very turn is applied before a "
-          "hand-out") {
+TEST_CASE(
+    "gate: a FIN or RST that reached the kernel in this very turn is applied before a "
+    "hand-out") {
   // The server (on its own thread) closes while the shard runs one turn: its completion is
   // still in the kernel when the connection is given back and taken again. The gate sees that
   // the kernel has news (a flag or a count in the rings, no syscall) and applies it first, so
@@ -266,8 +269,9 @@ TEST_CASE("gate: a FIN or RST that reached the kernel in this very turn is appli
   });
 }
 
-TEST_CASE("gate: against a server that closes after each reply, strict mode hands out no dead "
-          "connection") {
+TEST_CASE(
+    "gate: against a server that closes after each reply, strict mode hands out no dead "
+    "connection") {
   // The server's FIN travels in its reply's segment (and in rst mode its RST follows), so the
   // kernel knows of it before the client reads the reply: a pool that asks the kernel at every
   // reuse has no excuse. (bench/gate_bench measures the looser case, a FIN or RST sent by a
@@ -286,12 +290,10 @@ TEST_CASE("gate: against a server that closes after each reply, strict mode hand
       const handout_counts loose = count_handouts(m, mode, false, 10, 100, true);
       CHECK(loose.leases == 1000);
       CHECK(loose.stats.total_created == loose.stats.total_closed);
-      MESSAGE(std::string(testing::name(m)) << ", server " << what
-                                            << " with each reply, default mode: " << loose.dead
-                                            << " of " << loose.leases
-                                            << " leases dead at hand-out (" << loose.reused
-                                            << " reused, " << loose.failed
-                                            << " requests failed)");
+      MESSAGE(std::string(testing::name(m))
+              << ", server " << what << " with each reply, default mode: " << loose.dead << " of "
+              << loose.leases << " leases dead at hand-out (" << loose.reused << " reused, "
+              << loose.failed << " requests failed)");
     }
   });
 }
@@ -340,8 +342,9 @@ TEST_CASE("gate: a warmed connection's first lease is counted as created, not re
   });
 }
 
-TEST_CASE("gate: a task waiting for its own lease is reported as a deadlock, not kept waiting by "
-          "the connection's monitor") {
+TEST_CASE(
+    "gate: a task waiting for its own lease is reported as a deadlock, not kept waiting by "
+    "the connection's monitor") {
   // The monitor's poll stays in the kernel while the lease is out, but it never wakes a task:
   // it must not keep a loop whose tasks all wait alive.
   rude_server srv;
