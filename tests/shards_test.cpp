@@ -3,8 +3,13 @@
 // both ways (a steal, a release to a waiter on another shard), stats read from a thread that is
 // no shard, and close_pool across shards. The server is the bench's echo server on a thread of
 // its own, counting the connections it sees.
+#include <sys/epoll.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <latch>
 #include <map>
+#include <set>
 #include <string_view>
 #include <thread>
 
@@ -302,9 +307,114 @@ TEST_CASE("close_pool across shards: a waiter on one, the lease on another") {
   CHECK(st.active + st.idle == 0);
 }
 
+TEST_CASE("host threads with their own epoll loops are shards of one group sharing one pool") {
+  // Three threads the host owns, each driving its shard from a plain epoll loop through
+  // notify_fd() and poll(); one pool with a limit of 2 across them, against a real server.
+  for (const ring_mode mode : ring_modes()) {
+    CAPTURE(testing::name(mode));
+    fd_leak_check leaks;
+    bench::echo_server srv(1);
+    const endpoint ep = at(srv);
+    constexpr unsigned hosts = 3;
+    constexpr int tasks_per_host = 6;
+    constexpr int requests_per_task = 50;
+    shard_group group(hosts);
+    {
+      pool p(group, limit(2));
+      std::latch up(hosts);
+      std::latch down(hosts);
+      std::atomic<unsigned> hosts_done{0};
+      std::atomic<bool> closed{false};
+      std::atomic<int> failed{0};
+      std::set<int> leased[hosts];  // the connections each shard was lent (its own thread writes)
+      std::vector<std::thread> threads;
+      for (unsigned i = 0; i < hosts; ++i) {
+        threads.emplace_back([&, i] {
+          shard s(group, i, {.mode = mode});
+          const int efd = ::epoll_create1(EPOLL_CLOEXEC);
+          epoll_event ev{.events = EPOLLIN, .data = {.fd = s.notify_fd()}};
+          ::epoll_ctl(efd, EPOLL_CTL_ADD, s.notify_fd(), &ev);
+          up.arrive_and_wait();  // every shard is up before any uses the pool
+          s.spawn([](pool& p, const endpoint& ep, std::set<int>& mine, std::atomic<int>& failed,
+                     std::atomic<unsigned>& hosts_done) -> task<void> {
+            co_await scoped([&](scope& sc) -> task<void> {
+              for (int t = 0; t < tasks_per_host; ++t) {
+                sc.spawn([](pool& p, const endpoint& ep, std::set<int>& mine,
+                            std::atomic<int>& failed) -> task<void> {
+                  for (int r = 0; r < requests_per_task; ++r) {
+                    result<connection> c = co_await p.acquire(ep);
+                    if (!c) {
+                      failed.fetch_add(1);
+                      continue;
+                    }
+                    mine.insert(c->flow().native_handle());
+                    if (co_await echo(c->flow(), "through the host's loop")) {
+                      p.release(std::move(*c));
+                    } else {
+                      failed.fetch_add(1);
+                      p.close(std::move(*c));
+                    }
+                  }
+                }(p, ep, mine, failed));
+              }
+              co_await sc.join();
+            });
+            hosts_done.fetch_add(1);
+          }(p, ep, leased[i], failed, hosts_done));
+          bool closing = false;
+          while (!closed.load()) {
+            epoll_event got[4];
+            (void)::epoll_wait(efd, got, 4, 20);  // woken by completions; a tick to look around
+            s.poll();
+            if (i == 0 && !closing && hosts_done.load() == hosts) {
+              closing = true;  // the others keep polling: the close reaches their parts
+              s.spawn([](pool& p, std::atomic<bool>& closed) -> task<void> {
+                co_await p.close_pool();
+                closed.store(true);
+              }(p, closed));
+            }
+          }
+          ::close(efd);
+          down.arrive_and_wait();  // no shard goes while another may still post to it
+        });
+      }
+      for (std::thread& t : threads) t.join();
+      CHECK(failed.load() == 0);
+      CHECK(srv.peak() <= 2);
+      const endpoint_stats st = p.stats(ep);
+      CHECK(st.total_created <= 2);
+      CHECK(st.total_created == st.total_closed);
+      CHECK(st.active + st.idle == 0);
+      // Every shard was lent connections, and there were at most two: they moved between the
+      // shards. Each connection the pool opened was lent on more than one shard.
+      std::map<int, int> shards_per_fd;
+      for (const std::set<int>& mine : leased) {
+        CHECK_FALSE(mine.empty());
+        for (int fd : mine) ++shards_per_fd[fd];
+      }
+      CHECK(shards_per_fd.size() <= 2);
+      for (const auto& [fd, n] : shards_per_fd) CHECK(n >= 2);
+    }
+  }
+}
+
 TEST_CASE("runtime and pool refuse bad use with a clear error") {
   CHECK_THROWS_WITH_AS(runtime({.shards = 65}), "conpool::runtime: shards 65 is more than 64",
                        std::invalid_argument);
+  CHECK_THROWS_WITH_AS(shard_group(0), "conpool::shard_group: size 0 is out of range (1 to 64)",
+                       std::invalid_argument);
+  {
+    shard_group group(2);
+    CHECK(group.ring_fd(0) == -1);
+    CHECK_THROWS_WITH_AS(shard(group, 2), "conpool::shard: index 2 is out of the group's range (0 to 1)",
+                         std::invalid_argument);
+    shard first(group, 0);
+    CHECK(group.ring_fd(0) == first.ring_fd());
+    std::thread([&group] {
+      CHECK_THROWS_WITH_AS(shard(group, 0), "conpool::shard: shard 0 of the group is up already",
+                           std::logic_error);
+    }).join();
+  }
   runtime rt({.shards = 2});
   pool p(rt);
   CHECK(p.stats({"127.0.0.1", 1}) == endpoint_stats{});  // from a thread that is no shard

@@ -20,6 +20,7 @@
 #include <conpool/runtime.hpp>
 #include <conpool/scope.hpp>
 #include <conpool/shard.hpp>
+#include <conpool/shard_group.hpp>
 #include <conpool/stats.hpp>
 #include <conpool/task.hpp>
 #include <conpool/tls.hpp>

@@ -57,6 +57,7 @@
 namespace conpool {
 
 class runtime;
+class shard_group;
 
 namespace detail {
 class pool_core;
@@ -106,6 +107,10 @@ class pool {
   /// A pool for every shard of `rt`, made on any thread before `rt.run`; `rt` must outlive it.
   /// Throws std::invalid_argument naming a bad `config` field.
   explicit pool(runtime& rt, config settings = default_config());
+  /// A pool for every shard of a host-owned `group`, made on any thread before its shards use
+  /// it; `group` must outlive it (see shard_group.hpp). Throws std::invalid_argument naming a
+  /// bad `config` field.
+  explicit pool(shard_group& group, config settings = default_config());
   /// Closes every connection at once; leases still out abort the program (a bug: they would
   /// outlive their pool), and so does a part still open on another shard (close_pool first).
   ~pool();

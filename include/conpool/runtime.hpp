@@ -23,13 +23,10 @@
 #include <memory>
 
 #include <conpool/shard.hpp>
+#include <conpool/shard_group.hpp>
 #include <conpool/task.hpp>
 
 namespace conpool {
-
-namespace detail {
-class shard_group;
-}
 
 /// A runtime's settings.
 struct runtime_options {
@@ -60,11 +57,13 @@ class runtime {
 
   /// The calling thread's shard index in its runtime (0 on a lone shard or off any shard).
   [[nodiscard]] static unsigned shard_index() noexcept;
+  /// The group of the runtime's shards (`pool(rt)` is `pool(rt.group())`).
+  [[nodiscard]] shard_group& group() noexcept { return *group_; }
 
  private:
   friend class pool;
   runtime_options options_;
-  std::unique_ptr<detail::shard_group> group_;
+  std::unique_ptr<shard_group> group_;
 };
 
 }  // namespace conpool

@@ -44,6 +44,8 @@ struct shard_counters {
   std::uint64_t frames = 0;  ///< coroutine frames allocated on this shard's thread
 };
 
+class shard_group;
+
 namespace detail {
 class shard_core;
 class shard_group;
@@ -55,6 +57,11 @@ class shard {
   /// `defer_taskrun` ring on a kernel without it), or std::logic_error when this thread already
   /// has a shard.
   explicit shard(shard_options options = {});
+  /// Shard `index` of `group`, on the calling thread (see shard_group.hpp for the host's
+  /// part). Throws std::invalid_argument when `index` is out of the group's range,
+  /// std::logic_error when that shard is up already or this thread has a shard; as above for
+  /// the ring.
+  shard(shard_group& group, unsigned index, shard_options options = {});
   /// Cancels the spawned tasks still running and drives the ring until they have finished
   /// (a task inside `shield` is not cancelled: the destructor waits for it).
   ~shard();
@@ -108,8 +115,8 @@ class shard {
   static bool kernel_has_defer_taskrun();
 
  private:
-  friend class runtime;
-  shard(shard_options options, detail::shard_group& group, unsigned index);
+  // Shard `index` of `group`'s slot, checked: in range and free.
+  static detail::shard_group& member_slot(shard_group& group, unsigned index);
   bool drive(std::coroutine_handle<> h, detail::promise_base& p);
   [[noreturn]] static void throw_deadlock();
   [[noreturn]] static void throw_empty_task();

@@ -154,9 +154,11 @@ pool::pool(config settings) {
   if (shared_->group.size() == 1) solo_ = &mine;
 }
 
-pool::pool(runtime& rt, config settings) {
+pool::pool(runtime& rt, config settings) : pool(rt.group(), std::move(settings)) {}
+
+pool::pool(shard_group& group, config settings) {
   settings.validate();
-  shared_ = std::make_unique<detail::pool_shared>(std::move(settings), *rt.group_);
+  shared_ = std::make_unique<detail::pool_shared>(std::move(settings), *group.impl_);
   shared_->service.owner = this;
   shared_->service.wind_up = &wind_up;
   shared_->group.add_service(&shared_->service);

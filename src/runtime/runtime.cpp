@@ -108,11 +108,11 @@ runtime::runtime(runtime_options options) : options_(options) {
     const auto n = static_cast<unsigned>(allowed_cpus().size());
     options_.shards = n < detail::max_group_shards ? n : detail::max_group_shards;
   }
-  group_ = std::make_unique<detail::shard_group>(options_.shards);
+  group_ = std::make_unique<shard_group>(options_.shards);
 }
 
 runtime::~runtime() {
-  if (!group_->services().empty()) {
+  if (!group_->impl_->services().empty()) {
     std::fprintf(stderr, "conpool: runtime destroyed before its pools\n");
     std::abort();
   }
@@ -121,7 +121,7 @@ runtime::~runtime() {
 unsigned runtime::size() const noexcept { return group_->size(); }
 
 int runtime::ring_fd(unsigned i) const noexcept {
-  return i < size() && group_->core(i) != nullptr ? group_->ring_fd(i) : -1;
+  return group_->ring_fd(i);
 }
 
 unsigned runtime::shard_index() noexcept {
@@ -131,7 +131,7 @@ unsigned runtime::shard_index() noexcept {
 void runtime::run(const std::function<task<void>(unsigned)>& body) {
   const unsigned n = size();
   const std::vector<int> cpus = options_.pin ? allowed_cpus() : std::vector<int>{};
-  run_end end(*group_);
+  run_end end(*group_->impl_);
   std::vector<std::exception_ptr> errors(n);
   std::atomic<bool> setup_failed{false};
   std::latch up(n);
@@ -148,7 +148,7 @@ void runtime::run(const std::function<task<void>(unsigned)>& body) {
       }
       std::unique_ptr<shard> s;
       try {
-        s.reset(new shard(options_.shard, *group_, i));
+        s.reset(new shard(*group_, i, options_.shard));
       } catch (...) {
         errors[i] = std::current_exception();
         setup_failed.store(true);

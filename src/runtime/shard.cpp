@@ -7,7 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+
+#include <conpool/shard_group.hpp>
 
 #include "frame_heap.hpp"
 #include "ring_setup.hpp"
@@ -358,8 +361,22 @@ bool shard_core::take_message(message& out) noexcept {
 shard::shard(shard_options options) : core_(std::make_unique<detail::shard_core>(options)) {
   core_->owner = this;
 }
-shard::shard(shard_options options, detail::shard_group& group, unsigned index)
-    : core_(std::make_unique<detail::shard_core>(options, &group, index)) {
+detail::shard_group& shard::member_slot(shard_group& group, unsigned index) {
+  detail::shard_group& g = *group.impl_;
+  if (index >= g.size()) {
+    throw std::invalid_argument("conpool::shard: index " + std::to_string(index) +
+                                " is out of the group's range (0 to " +
+                                std::to_string(g.size() - 1) + ")");
+  }
+  if (g.core(index) != nullptr) {
+    throw std::logic_error("conpool::shard: shard " + std::to_string(index) +
+                           " of the group is up already");
+  }
+  return g;
+}
+
+shard::shard(shard_group& group, unsigned index, shard_options options)
+    : core_(std::make_unique<detail::shard_core>(options, &member_slot(group, index), index)) {
   core_->owner = this;
 }
 shard::~shard() = default;

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "shard_group.hpp"
 
+#include <conpool/shard_group.hpp>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 
 #include "shard_core.hpp"
 
@@ -47,3 +53,31 @@ std::vector<group_service*> shard_group::services() const {
 }
 
 }  // namespace conpool::detail
+
+namespace conpool {
+
+shard_group::shard_group(unsigned size) {
+  if (size == 0 || size > detail::max_group_shards) {
+    throw std::invalid_argument("conpool::shard_group: size " + std::to_string(size) +
+                                " is out of range (1 to " +
+                                std::to_string(detail::max_group_shards) + ")");
+  }
+  impl_ = std::make_unique<detail::shard_group>(size);
+}
+
+shard_group::~shard_group() {
+  bool shards_up = false;
+  for (unsigned i = 0; i < impl_->size(); ++i) shards_up = shards_up || impl_->core(i) != nullptr;
+  if (shards_up || !impl_->services().empty()) {
+    std::fprintf(stderr, "conpool: shard_group destroyed while its shards or pools live\n");
+    std::abort();
+  }
+}
+
+unsigned shard_group::size() const noexcept { return impl_->size(); }
+
+int shard_group::ring_fd(unsigned i) const noexcept {
+  return i < impl_->size() && impl_->core(i) != nullptr ? impl_->ring_fd(i) : -1;
+}
+
+}  // namespace conpool
