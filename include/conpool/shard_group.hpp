@@ -25,8 +25,20 @@
 ///   s.spawn(serve(p));
 ///   epoll_ctl(efd, EPOLL_CTL_ADD, s.notify_fd(), &ev);
 ///   while (running) { epoll_wait(efd, events, 8, -1); s.poll(); }
+///
+/// Work for another shard of the group, typed (IORING_OP_MSG_RING underneath):
+///   post(group, 2, [&] { counters[2].reset(); });          // runs on shard 2's thread
+///   int n = co_await on_shard(group, 2, [&]() -> task<int> { co_return co_await count(); });
 
+#include <coroutine>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include <conpool/task.hpp>
 
 namespace conpool {
 
@@ -52,7 +64,59 @@ class shard_group {
   friend class shard;
   friend class pool;
   friend class runtime;
+  friend void post(shard_group& group, unsigned to, std::function<void()> fn);
   std::unique_ptr<detail::shard_group> impl_;
 };
+
+/// Runs `fn()` on shard `to` of `group`, in a task of that shard's loop, soon; the caller goes on
+/// at once. Call it on a shard of the group (its own index included). `fn` may spawn tasks
+/// there; an exception it throws is rethrown by that shard's `run` or `poll`, like a spawned
+/// task's. Throws std::logic_error off the group's shards, std::invalid_argument for a `to` out
+/// of range.
+void post(shard_group& group, unsigned to, std::function<void()> fn);
+
+namespace detail {
+/// Runs `body()` as a task on shard `to`, then resumes `waiter` on the calling shard.
+void run_on_shard(conpool::shard_group& group, unsigned to, std::function<task<void>()> body,
+                  std::coroutine_handle<> waiter);
+struct hop_awaiter {
+  conpool::shard_group& group;
+  unsigned to;
+  std::function<task<void>()> body;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) { run_on_shard(group, to, std::move(body), h); }
+  void await_resume() const noexcept {}
+};
+}  // namespace detail
+
+/// Runs `make()` (a callable giving a `task<T>`) on shard `to` of `group` and gives its value
+/// to the awaiting task, back on its own shard (or rethrows its exception there). The task
+/// made runs entirely on shard `to`; what it captures by reference is read there, so it must
+/// be safe to touch from that thread. The wait is not cancellable (the work runs elsewhere).
+/// Call it on a shard of the group; errors as `post`.
+template <class F>
+task<typename std::invoke_result_t<F&>::value_type> on_shard(shard_group& group, unsigned to,
+                                                             F make) {
+  using T = typename std::invoke_result_t<F&>::value_type;
+  std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+  std::exception_ptr error;
+  std::function<task<void>()> body = [&]() -> task<void> {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        co_await make();
+        value.emplace(true);
+      } else {
+        value.emplace(co_await make());
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+  };
+  // Bound to a variable: g++ 12 destroys temporaries of a co_await expression twice.
+  detail::hop_awaiter hop{group, to, std::move(body)};
+  co_await hop;
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<T>) co_return std::move(*value);
+}
 
 }  // namespace conpool
