@@ -91,8 +91,8 @@ void pool_shared::all_closed() noexcept {
 
 void close_waiter::woken(completion* c, unsigned, int res, unsigned) noexcept {
   auto* w = static_cast<close_waiter*>(c);
-  if (res < 0) {  // the target's CQ was full: again
-    shard_core::current().post(w->shard, w);
+  if (res < 0) {  // it never left: still ours
+    shard_core::current().repost(w->shard, w, res);
     return;
   }
   shard_core::current().schedule(w->handle);

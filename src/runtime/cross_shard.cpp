@@ -23,14 +23,9 @@ struct posted_work : post_target {
 
   static void arrived(completion* c, unsigned, int res, unsigned) noexcept {
     auto* p = static_cast<posted_work*>(c);
-    if (res < 0) {
-      // It never left (the target's CQ was full): still ours, try again.
-      if (res == -EOVERFLOW || res == -EAGAIN || res == -EBUSY) {
-        shard_core::current().post(p->to, p);
-        return;
-      }
-      std::fprintf(stderr, "conpool: a post to shard %u failed: %s\n", p->to, std::strerror(-res));
-      std::abort();
+    if (res < 0) {  // it never left: still ours
+      shard_core::current().repost(p->to, p, res);
+      return;
     }
     std::function<void()> fn = std::move(p->fn);
     delete p;

@@ -62,8 +62,8 @@ class run_end {
     static void arrived(detail::completion* c, unsigned, int res, unsigned) noexcept {
       auto* s = static_cast<signal*>(c);
       detail::shard_core& here = detail::shard_core::current();
-      if (res < 0) {  // its CQ was full: again (this runs on the sender)
-        here.post(s->to, s);
+      if (res < 0) {  // it never left (this runs on the sender)
+        here.repost(s->to, s, res);
         return;
       }
       s->in = true;

@@ -99,6 +99,15 @@ void shard_core::post(unsigned to, post_target* c) noexcept {
   io_uring_sqe_set_data64(s, user_data(c, role_post));
 }
 
+void shard_core::repost(unsigned to, post_target* c, int res) noexcept {
+  if (res == -EOVERFLOW || res == -EAGAIN || res == -EBUSY) {
+    post(to, c);
+    return;
+  }
+  std::fprintf(stderr, "conpool: a post to shard %u failed: %s\n", to, std::strerror(-res));
+  std::abort();
+}
+
 void shard_core::stash_cqes() noexcept {
   io_uring_get_events(&ring_);  // moves overflowed CQEs into the ring
   io_uring_cqe* cqe = nullptr;

@@ -136,6 +136,10 @@ class shard_core {
   /// target's CQ is full): then on_cqe runs here with role_post and res < 0, and `c` is still
   /// the sender's.
   void post(unsigned to, post_target* c) noexcept;
+  /// A post of `c` to shard `to` came back with `res` < 0: sent again when the target's CQ was
+  /// full (the post never left, `c` is still the sender's); any other failure means the rings
+  /// are unusable: the process stops with a message naming it.
+  void repost(unsigned to, post_target* c, int res) noexcept;
   /// Another shard may wake a task of this one (a post is due): the loop waits for it rather
   /// than report a deadlock. Paired with `unhold`.
   void hold() noexcept { ++holds_; }
