@@ -446,7 +446,9 @@ TEST_CASE("pool: bad config and bad endpoints are refused before any I/O, naming
 TEST_CASE("pool: warm_endpoint and the circuit breaker") {
   for_each_ring_mode([](ring_mode m) {
     testing::refusing_port refusing;
-    with_pool(m, default_config(), [&](pool& p, test_server& server) -> task<void> {
+    config c;
+    c.connect_backoff.reset();  // the breaker alone decides here (backoff: dead_upstream_test)
+    with_pool(m, c, [&](pool& p, test_server& server) -> task<void> {
       const endpoint ep = server.where();
       REQUIRE(co_await p.warm_endpoint(ep, 4));
       CHECK(co_await turns_until([&] { return server.accepted == 4; }));

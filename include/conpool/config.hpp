@@ -13,11 +13,23 @@
 #include <functional>
 #include <optional>
 
+#include <conpool/close_reason.hpp>
 #include <conpool/endpoint.hpp>
 #include <conpool/flow.hpp>
 #include <conpool/task.hpp>
 
 namespace conpool {
+
+/// How opens to an endpoint are paced after they fail (gRPC's connection backoff): after `n`
+/// failed opens in a row the next may start `min(cap, base * factor^(n-1))` later, that delay
+/// spread by +-`jitter` (a fraction) so that shards and processes do not retry in step. A
+/// successful open resets it.
+struct connect_backoff_settings {
+  std::chrono::duration<double> base{0.05};  ///< > 0
+  double factor = 2.0;                       ///< >= 1
+  std::chrono::duration<double> cap{5.0};    ///< >= base
+  double jitter = 0.2;                       ///< 0 to 1
+};
 
 struct config {
   /// Connections per endpoint at most (idle, in use and being opened or closed). >= 1.
@@ -26,6 +38,10 @@ struct config {
   std::chrono::duration<double> max_idle_time{60.0};
   /// A connection older than this (since it was opened) is closed instead of reused. > 0.
   std::chrono::duration<double> max_connection_lifetime{300.0};
+  /// Each connection's lifetime is max_connection_lifetime shortened by a random fraction of
+  /// up to this, so that connections opened together (a burst, warming) do not all expire in
+  /// one sweep (HikariCP takes off up to 2.5%). 0 to 0.5.
+  double lifetime_jitter = 0.025;
   /// Uses after which a connection is retired; none = unlimited. >= 1.
   std::optional<int> max_connection_uses;
   /// Run on a connection before it is reused (taken from the idle stack, given back to a
@@ -38,6 +54,33 @@ struct config {
   /// monitor on each connection), which costs nothing per request but can miss a FIN that
   /// arrives after the shard's last entry into the kernel.
   bool check_on_reuse = false;
+  /// Background health checks: an idle connection not handed out (nor checked) for this long
+  /// has `health_check` run on it by the pool, each one's turn jittered by up to 10%, at most 4
+  /// at once per shard; one that fails is closed before a caller sees it. None = off. Needs
+  /// `health_check`. > 0.
+  std::optional<std::chrono::duration<double>> health_check_interval;
+  /// A warm minimum (HikariCP's minimumIdle, Envoy's preconnect): on each shard that has used
+  /// an endpoint, the pool opens connections in the background, within the limit and paced by
+  /// `connect_backoff`, until this many are idle (after evictions, expiry or a burst).
+  /// 0 to max_connections_per_endpoint.
+  int min_idle_per_endpoint = 0;
+  /// TCP keepalive on every pooled socket, set before it connects; none = off. The default
+  /// (15 s idle, then 3 probes 15 s apart) finds a silently dead idle connection in about
+  /// a minute: Go's net.Dialer probes after 15 s every 15 s too, but gives up after the
+  /// kernel's 9 probes; a pool replaces a wrongly evicted connection with one connect, while a
+  /// missed dead one costs a caller its deadline. The pool needs no timer of its own: the
+  /// kernel fails the socket, the idle connection's watcher completes and it is evicted
+  /// (close_reason::keepalive_timeout).
+  std::optional<keepalive_settings> tcp_keepalive = keepalive_settings{};
+  /// TCP_USER_TIMEOUT on every pooled socket: a leased connection whose data goes
+  /// unacknowledged this long fails the caller's I/O with ETIMEDOUT instead of hanging for the
+  /// kernel's ~15 minutes. None = off (as Go and Envoy). 1 ms to INT_MAX ms.
+  std::optional<std::chrono::duration<double>> tcp_user_timeout;
+  /// Pacing of opens after failures (see connect_backoff_settings); none = every acquire may
+  /// try at once. While an endpoint backs off, one open at a time is tried when its step comes;
+  /// an acquire that needs a new connection meanwhile waits for it if `acquire_timeout` allows
+  /// (riding out a short outage), else fails at once with the last open's error.
+  std::optional<connect_backoff_settings> connect_backoff = connect_backoff_settings{};
   /// Bound on opening a connection (name resolution and TCP connect); none = no bound. > 0.
   std::optional<std::chrono::duration<double>> connect_timeout{10.0};
   /// Bound on waiting for a connection when the endpoint is at its limit
@@ -45,9 +88,10 @@ struct config {
   std::optional<std::chrono::duration<double>> acquire_timeout;
   /// How long resolved addresses of a host name are reused. >= 0.
   std::chrono::duration<double> dns_ttl{300.0};
-  /// Called on the shard's thread when a connection is opened, closed, or handed out again.
+  /// Called on the shard's thread when a connection is opened, closed (with why), or handed
+  /// out again.
   std::function<void(const endpoint&)> on_connection_created;
-  std::function<void(const endpoint&)> on_connection_closed;
+  std::function<void(const endpoint&, close_reason)> on_connection_closed;
   std::function<void(const endpoint&)> on_connection_reused;
 
   /// Throws std::invalid_argument naming the first field out of range and its value.

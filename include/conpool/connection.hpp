@@ -55,6 +55,12 @@ class connection {
   [[nodiscard]] std::uint32_t use_count() const noexcept;
   /// When it was opened (the shard's loop clock).
   [[nodiscard]] std::chrono::steady_clock::time_point created_at() const noexcept;
+  /// True when the connection was handed out before this lease (Go's GotConnInfo.Reused): a
+  /// server may have closed it meanwhile, which is what `stale_retry` is for.
+  [[nodiscard]] bool reused() const noexcept;
+  /// How long it sat idle in the pool before this lease (0 for a new one; Go's
+  /// GotConnInfo.IdleTime).
+  [[nodiscard]] std::chrono::steady_clock::duration idle_for() const noexcept;
   /// True while the lease holds a connection.
   [[nodiscard]] explicit operator bool() const noexcept { return slot_ != nullptr; }
 

@@ -9,6 +9,7 @@
 
 #include <conpool/address.hpp>
 #include <conpool/cancel.hpp>
+#include <conpool/close_reason.hpp>
 #include <conpool/config.hpp>
 #include <conpool/connection.hpp>
 #include <conpool/endpoint.hpp>

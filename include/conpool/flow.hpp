@@ -12,8 +12,11 @@
 ///   std::array<std::byte, 7> pong;
 ///   result<void> r = co_await f->read_exact(pong);
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -77,18 +80,45 @@ class flow {
   [[nodiscard]] std::string tls_reason() const;
   /// Gives up ownership of the socket, returning it.
   int release() noexcept;
+  /// Bytes this flow has given its readers (after TLS decryption), from the start: the
+  /// difference over a span of work tells whether any reply byte arrived in it.
+  [[nodiscard]] std::uint64_t bytes_read() const noexcept { return bytes_read_; }
 
  private:
   friend struct detail_flow_access;
   int fd_ = -1;
   bool wrote_ = false;  // the last operation was a write: the next read polls first
+  std::uint64_t bytes_read_ = 0;
   std::unique_ptr<detail::tls_stream> tls_;
 };
 
+/// TCP keepalive (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): after `idle` with
+/// nothing sent or received the kernel probes the peer every `interval`; after `probes`
+/// unanswered probes it fails the connection with ETIMEDOUT (an idle pooled connection is then
+/// evicted, a read on a leased one fails). Whole seconds, 1 to 32767; probes 1 to 127.
+/// Detection takes about idle + probes * interval.
+struct keepalive_settings {
+  std::chrono::duration<double> idle{15.0};
+  std::chrono::duration<double> interval{15.0};
+  int probes = 3;
+};
+
+/// What `connect` sets on a socket before it connects (TCP_NODELAY always).
+struct socket_options {
+  /// TCP keepalive; none = off (the kernel's default).
+  std::optional<keepalive_settings> keepalive;
+  /// TCP_USER_TIMEOUT: data sent and not acknowledged for this long fails the connection with
+  /// ETIMEDOUT (and it bounds keepalive probing too); none = the kernel's (retransmissions
+  /// for ~15 minutes). Milliseconds, 1 to INT_MAX.
+  std::optional<std::chrono::milliseconds> user_timeout;
+};
+
 /// Connects a TCP socket to `to` (TCP_NODELAY set: pooled request/response traffic wants no
-/// Nagle delay, as in Go's net). `timeout` bounds the connect (a linked IORING_OP_LINK_TIMEOUT).
+/// Nagle delay, as in Go's net; `options` set before the connect). `timeout` bounds the connect
+/// (a linked IORING_OP_LINK_TIMEOUT).
 /// Errors: the system's (connection_refused, network_unreachable, ...),
 /// `errc::connect_timeout`, operation_canceled. No socket is left open on failure.
-task<result<flow>> connect(socket_address to, op_timeout timeout = {});
+task<result<flow>> connect(socket_address to, op_timeout timeout = {},
+                           socket_options options = {});
 
 }  // namespace conpool

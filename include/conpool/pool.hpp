@@ -40,8 +40,10 @@
 ///   });
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -82,9 +84,15 @@ using lease_result_t =
 /// run (none idle, waiters queued, a health check, the pool closed).
 slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep);
 /// Everything else: the gate with health_check, a new connection, or a wait at the limit.
-task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep);
+/// `fresh`: never an idle connection (a new one, or one handed straight over by a release).
+task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep, bool fresh = false);
 /// Closes a lease after its user's error.
 void close_after_error(connection&& c) noexcept;
+/// Whether `error` is a stale reused connection's: the peer had closed or reset it, and no
+/// byte was read from it since `read_before`.
+bool stale_failure(const connection& c, std::uint64_t read_before, std::error_code error) noexcept;
+/// Closes a stale lease (its reason from what the peer did) and counts a retry.
+void close_stale(connection&& c, std::error_code error) noexcept;
 /// The circuit breaker's verdict on one call.
 struct breaker_ticket {
   bool admitted = false;
@@ -97,6 +105,17 @@ breaker_ticket breaker_enter(pool_shared& shared, const endpoint& ep, int failur
 void breaker_record(pool_shared& shared, const endpoint& ep, breaker_ticket t,
                     std::error_code error);
 }  // namespace detail
+
+/// Whether `with_connection` runs its callback once more after a stale reused connection.
+enum class stale_retry : bool {
+  off,   ///< the callback's errors are the caller's
+  /// A callback that failed with a peer-closed error (errc::end_of_stream, connection_reset,
+  /// broken_pipe, connection_aborted) on a reused connection before reading any byte of it
+  /// runs once more on a new connection (as Go's Transport, Envoy and Pingora retry). Only
+  /// for requests that are safe to send twice (idempotent): the first may have reached the
+  /// server before it closed.
+  once,
+};
 
 class pool {
  public:
@@ -149,8 +168,14 @@ class pool {
   /// Acquires a connection, runs `f(flow&)` (a callable giving `task<R>`), then: success
   /// returns the connection to the pool; an error result, or an exception, closes it (the
   /// exception is rethrown). Yields `f`'s `result<U>`, or `result<R>` for another `R`.
+  /// With `stale_retry::once`, an error result that shows the reused connection was stale
+  /// runs `f` again on a new connection (counted in `endpoint_stats::retries`); the second
+  /// run's result is the caller's. `f` is called as an lvalue, once or twice.
+  /// g++ 12: pass a named callable, or a lambda capturing by reference, not a lambda with
+  /// by-value captures built inside the `co_await` expression (see task.hpp).
   template <class F>
-  task<detail::lease_result_t<F>> with_connection(endpoint ep, F f);
+  task<detail::lease_result_t<F>> with_connection(endpoint ep, F f,
+                                                  stale_retry retry = stale_retry::off);
 
   /// `with_connection` behind a circuit breaker per endpoint: after `failure_threshold` failures
   /// in a row it opens and fails at once with errc::circuit_open for `open_for`; then one trial
@@ -227,32 +252,40 @@ class [[nodiscard]] pool::acquire_awaiter {
 inline pool::acquire_awaiter pool::acquire(const endpoint& ep) { return {*this, ep}; }
 
 template <class F>
-task<detail::lease_result_t<F>> pool::with_connection(endpoint ep, F f) {
+task<detail::lease_result_t<F>> pool::with_connection(endpoint ep, F f, stale_retry retry) {
   using R = typename std::invoke_result_t<F&, flow&>::value_type;
   result<connection> c = co_await acquire(ep);
   if (!c) co_return fail(c.error());
-  try {
-    if constexpr (std::is_void_v<R>) {
-      co_await f(c->flow());
-      release(std::move(*c));
-      co_return result<void>{};
-    } else {
-      R r = co_await f(c->flow());
-      if constexpr (detail::is_result<R>::value) {
-        if (r.has_value()) {
-          release(std::move(*c));
-        } else {
-          detail::close_after_error(std::move(*c));
-        }
-        co_return r;
-      } else {
+  for (bool may_retry = retry == stale_retry::once;; may_retry = false) {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        co_await f(c->flow());
         release(std::move(*c));
-        co_return std::move(r);
+        co_return result<void>{};
+      } else {
+        const std::uint64_t read_before = c->flow().bytes_read();
+        R r = co_await f(c->flow());
+        if constexpr (detail::is_result<R>::value) {
+          if (r.has_value()) {
+            release(std::move(*c));
+            co_return r;
+          }
+          if (!may_retry || !detail::stale_failure(*c, read_before, r.error())) {
+            detail::close_after_error(std::move(*c));
+            co_return r;
+          }
+          detail::close_stale(std::move(*c), r.error());
+          c = co_await detail::acquire_slow(*shared_, ep, true);
+          if (!c) co_return fail(c.error());
+        } else {
+          release(std::move(*c));
+          co_return std::move(r);
+        }
       }
+    } catch (...) {
+      detail::close_after_error(std::move(*c));
+      throw;
     }
-  } catch (...) {
-    detail::close_after_error(std::move(*c));
-    throw;
   }
 }
 

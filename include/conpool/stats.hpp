@@ -8,8 +8,11 @@
 /// Example:
 ///   std::cout << p.stats(ep);   // active=1 idle=2 created=3 reused=40 closed=0 errors=0
 
+#include <array>
 #include <cstdint>
 #include <iosfwd>
+
+#include <conpool/close_reason.hpp>
 
 namespace conpool {
 
@@ -20,11 +23,21 @@ struct endpoint_stats {
   std::uint64_t total_reused = 0;   ///< leases of a connection that was lent before
   std::uint64_t total_closed = 0;   ///< connections closed (for any reason)
   std::uint64_t errors = 0;         ///< failed opens, and connections closed after an error
+  std::uint64_t retries = 0;        ///< callbacks run again after a stale reused connection
+  /// Closes per reason, indexed by `close_reason` (they add up to `total_closed`):
+  /// `s.closed_by[std::size_t(close_reason::keepalive_timeout)]`.
+  std::array<std::uint64_t, close_reason_count> closed_by{};
+
+  /// Closes for `r`.
+  [[nodiscard]] std::uint64_t closed_for(close_reason r) const noexcept {
+    return closed_by[static_cast<std::size_t>(r)];
+  }
 
   friend bool operator==(const endpoint_stats&, const endpoint_stats&) = default;
 };
 
-/// "active=1 idle=2 created=3 reused=40 closed=0 errors=0" (the seed's pp_stats).
+/// "active=1 idle=2 created=3 reused=40 closed=0 errors=0" (the seed's pp_stats), then
+/// " retries=N" and each reason with closes ("... closed=2 errors=0 peer_closed=2") when not 0.
 std::ostream& operator<<(std::ostream& os, const endpoint_stats& s);
 
 }  // namespace conpool

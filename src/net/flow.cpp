@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 #include <utility>
 
@@ -30,6 +32,7 @@ flow::flow(int fd) noexcept : fd_(fd) {}
 flow::flow(flow&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       wrote_(std::exchange(other.wrote_, false)),
+      bytes_read_(std::exchange(other.bytes_read_, 0)),
       tls_(std::move(other.tls_)) {}
 
 flow& flow::operator=(flow&& other) noexcept {
@@ -37,6 +40,7 @@ flow& flow::operator=(flow&& other) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
     wrote_ = std::exchange(other.wrote_, false);
+    bytes_read_ = std::exchange(other.bytes_read_, 0);
     tls_ = std::move(other.tls_);
   }
   return *this;
@@ -49,11 +53,19 @@ flow::~flow() {
 int flow::release() noexcept { return std::exchange(fd_, -1); }
 
 task<result<std::size_t>> flow::read_some(std::span<std::byte> buffer) {
+  result<std::size_t> n;
 #if CONPOOL_HAVE_TLS
-  if (tls_) co_return co_await tls_->read_some(fd_, buffer);
+  if (tls_) {
+    n = co_await tls_->read_some(fd_, buffer);
+  } else
 #endif
-  if (std::exchange(wrote_, false)) co_return co_await io::recv_reply(fd_, buffer);
-  co_return co_await io::recv(fd_, buffer);
+  if (std::exchange(wrote_, false)) {
+    n = co_await io::recv_reply(fd_, buffer);
+  } else {
+    n = co_await io::recv(fd_, buffer);
+  }
+  if (n) bytes_read_ += *n;
+  co_return n;
 }
 
 task<result<void>> flow::read_exact(std::span<std::byte> buffer) {
@@ -68,6 +80,7 @@ task<result<void>> flow::read_exact(std::span<std::byte> buffer) {
     }
     if (!n) co_return fail(n.error());
     if (*n == 0) co_return fail(errc::end_of_stream);
+    if (!tls_) bytes_read_ += *n;  // read_some counted a TLS read
     buffer = buffer.subspan(*n);
   }
   co_return result<void>{};
@@ -103,14 +116,38 @@ task<result<void>> flow::close() {
   co_return co_await shield(close_fd(std::exchange(fd_, -1)));
 }
 
-task<result<flow>> connect(socket_address to, op_timeout timeout) {
+namespace {
+// The options on a socket not yet connected (plain setsockopt: liburing 2.3 has no socket
+// command; these are a few syscalls of the open path, never of a request).
+result<void> set_options(int fd, const socket_options& o) {
+  auto set = [fd](int level, int name, int value) -> result<void> {
+    if (::setsockopt(fd, level, name, &value, sizeof value) != 0) {
+      return fail(std::error_code(errno, std::system_category()));
+    }
+    return {};
+  };
+  result<void> r = set(IPPROTO_TCP, TCP_NODELAY, 1);
+  if (r && o.keepalive) {
+    const keepalive_settings& k = *o.keepalive;
+    r = set(SOL_SOCKET, SO_KEEPALIVE, 1);
+    if (r) r = set(IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(k.idle.count()));
+    if (r) r = set(IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(k.interval.count()));
+    if (r) r = set(IPPROTO_TCP, TCP_KEEPCNT, k.probes);
+  }
+  if (r && o.user_timeout) {
+    r = set(IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(o.user_timeout->count()));
+  }
+  return r;
+}
+}  // namespace
+
+task<result<flow>> connect(socket_address to, op_timeout timeout, socket_options options) {
   result<int> fd = co_await io::socket(to.family(), SOCK_STREAM, 0);
   if (!fd) co_return fail(fd.error());
   flow f(*fd);  // closes the socket on every failure path below
+  if (result<void> set = set_options(*fd, options); !set) co_return fail(set.error());
   result<void> r = co_await io::connect(*fd, to, timeout);
   if (!r) co_return fail(r.error());
-  const int one = 1;
-  ::setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   co_return std::move(f);
 }
 

@@ -42,14 +42,90 @@ void config::validate() const {
   if (!(dns_ttl.count() >= 0)) {
     out_of_range("dns_ttl", dns_ttl.count(), "seconds must not be negative");
   }
+  if (!(lifetime_jitter >= 0 && lifetime_jitter <= 0.5)) {
+    out_of_range("lifetime_jitter", lifetime_jitter, "must be from 0 to 0.5");
+  }
+  if (health_check_interval) {
+    if (!(health_check_interval->count() > 0 && health_check_interval->count() <= 1e9)) {
+      out_of_range("health_check_interval", health_check_interval->count(),
+                   "seconds must be more than 0 (and at most 1e9)");
+    }
+    if (!health_check) {
+      throw std::invalid_argument(
+          "conpool::config::health_check_interval: set, but there is no health_check to run");
+    }
+  }
+  if (min_idle_per_endpoint < 0 || min_idle_per_endpoint > max_connections_per_endpoint) {
+    out_of_range("min_idle_per_endpoint", min_idle_per_endpoint,
+                 "must be from 0 to max_connections_per_endpoint");
+  }
+  if (tcp_keepalive) {
+    auto whole = [](const char* field, std::chrono::duration<double> d) {
+      const double v = d.count();
+      if (!(v >= 1 && v <= 32767 && v == static_cast<double>(static_cast<int>(v)))) {
+        out_of_range(field, v, "seconds must be a whole number from 1 to 32767");
+      }
+    };
+    whole("tcp_keepalive.idle", tcp_keepalive->idle);
+    whole("tcp_keepalive.interval", tcp_keepalive->interval);
+    if (tcp_keepalive->probes < 1 || tcp_keepalive->probes > 127) {
+      out_of_range("tcp_keepalive.probes", tcp_keepalive->probes, "must be from 1 to 127");
+    }
+  }
+  if (tcp_user_timeout &&
+      !(tcp_user_timeout->count() >= 0.001 && tcp_user_timeout->count() <= 2147483.647)) {
+    out_of_range("tcp_user_timeout", tcp_user_timeout->count(),
+                 "seconds must be from 0.001 to 2147483.647 (the kernel takes int milliseconds)");
+  }
+  if (connect_backoff) {
+    const connect_backoff_settings& b = *connect_backoff;
+    if (!(b.base.count() > 0 && b.base.count() <= 1e6)) {
+      out_of_range("connect_backoff.base", b.base.count(), "seconds must be more than 0");
+    }
+    if (!(b.factor >= 1 && b.factor <= 1e3)) {
+      out_of_range("connect_backoff.factor", b.factor, "must be from 1 to 1000");
+    }
+    if (!(b.cap >= b.base && b.cap.count() <= 1e6)) {
+      out_of_range("connect_backoff.cap", b.cap.count(),
+                   "seconds must be at least connect_backoff.base");
+    }
+    if (!(b.jitter >= 0 && b.jitter <= 1)) {
+      out_of_range("connect_backoff.jitter", b.jitter, "must be from 0 to 1");
+    }
+  }
 }
 
 config default_config() { return config{}; }
 
 std::ostream& operator<<(std::ostream& os, const endpoint_stats& s) {
-  return os << "active=" << s.active << " idle=" << s.idle << " created=" << s.total_created
+  os << "active=" << s.active << " idle=" << s.idle << " created=" << s.total_created
             << " reused=" << s.total_reused << " closed=" << s.total_closed
             << " errors=" << s.errors;
+  if (s.retries != 0) os << " retries=" << s.retries;
+  for (std::size_t i = 0; i < close_reason_count; ++i) {
+    if (s.closed_by[i] != 0) {
+      os << ' ' << to_string(static_cast<close_reason>(i)) << '=' << s.closed_by[i];
+    }
+  }
+  return os;
+}
+
+std::string_view to_string(close_reason r) noexcept {
+  switch (r) {
+    case close_reason::peer_closed: return "peer_closed";
+    case close_reason::peer_reset: return "peer_reset";
+    case close_reason::stray_bytes: return "stray_bytes";
+    case close_reason::keepalive_timeout: return "keepalive_timeout";
+    case close_reason::idle_expired: return "idle_expired";
+    case close_reason::lifetime_expired: return "lifetime_expired";
+    case close_reason::max_uses: return "max_uses";
+    case close_reason::health_check_failed: return "health_check_failed";
+    case close_reason::error_in_use: return "error_in_use";
+    case close_reason::closed_by_user: return "closed_by_user";
+    case close_reason::drained: return "drained";
+    case close_reason::pool_closed: return "pool_closed";
+  }
+  return "unknown";
 }
 
 }  // namespace conpool

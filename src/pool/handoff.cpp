@@ -82,7 +82,9 @@ void pool_core::sent(slot* s) noexcept {
   p->entry = &slab.entry;
   p->flow = std::move(s->flow);
   p->created_at = s->created_at;
+  p->expires_at = s->expires_at;
   p->idle_since = s->idle_since;
+  p->checked_at = s->checked_at;
   p->use_count = s->use_count;
   p->answer = std::exchange(s->answers_ask, false);
   move_to(s, slot_state::free);
@@ -96,8 +98,7 @@ void pool_core::adopt(handoff* p) noexcept {
   if (p->answer) slab.asking = false;
   if (closed) {
     // Closed here already, perhaps shut: no ring operation, the socket is closed at once.
-    bump(slab.stats.total_closed);
-    if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep);
+    count_close(slab, close_reason::pool_closed);
     (void)::close(p->flow.release());
     delete p;
     slab.entry.budget.fetch_sub(1, std::memory_order_seq_cst);
@@ -107,6 +108,8 @@ void pool_core::adopt(handoff* p) noexcept {
   ++live_;
   s->flow = std::move(p->flow);
   s->created_at = p->created_at;
+  s->expires_at = p->expires_at;
+  s->checked_at = p->checked_at;
   s->use_count = p->use_count;
   s->peer_gone = false;
   const loop_clock::time_point idle_since = p->idle_since;
@@ -116,17 +119,15 @@ void pool_core::adopt(handoff* p) noexcept {
   // Checked on arrival: nothing watched it on the way (the other shard cancelled its
   // operations first), so the kernel is asked once. A dead one frees its budget for a waiter;
   // so does one arriving while close_all_connections drains the slab.
-  if (slab.draining > 0 || !peer_quiet(*s)) {
-    close(s, false);
+  if (slab.draining > 0) {
+    close(s, close_reason::drained);
     return;
   }
-  if (slab.waiters_head != nullptr) {
-    slot* fit_one = pop_fit(slab);
-    if (fit_one == nullptr) return;  // closed by the gate (past its time): the budget serves
-    (void)lend(fit_one);  // active, or checking: its waiter runs health_check first
-    grant(slab, fit_one);
-    if (slab.waiters_head != nullptr) ask(slab);  // more waiting: another idle one, if any
+  if (!peer_quiet(*s)) {
+    close(s, gone_reason(*s));
+    return;
   }
+  serve_first_waiter(slab);
   // Else its waiter left meanwhile: idle here (and maybe on to another waiting shard).
 }
 
@@ -233,13 +234,14 @@ void pool_core::begin_close() noexcept {
   closing_ = true;
   closed = true;
   fail_waiters();
-  for (auto& [ep, slab] : slabs_) close_idle(*slab);
-  stop_sweeper();
+  background_.cancel();  // checks and warming end soon; their connections close as they do
+  for (auto& [ep, slab] : slabs_) close_idle(*slab, close_reason::pool_closed);
+  stop_timer();
   report_if_shut();
 }
 
 void pool_core::report_if_shut() noexcept {
-  if (finished_ || live_ != 0 || outstanding_ != 0) return;
+  if (finished_ || live_ != 0 || outstanding_ != 0 || background_running_ != 0) return;
   for (const auto& [ep, slab] : slabs_) {
     if (!slab->drained.handles.empty()) return;  // a close_all_connections still winds up
   }

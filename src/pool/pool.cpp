@@ -6,6 +6,8 @@
 #include <conpool/runtime.hpp>
 #include <conpool/scope.hpp>
 
+#include "lease_access.hpp"
+#include "opening.hpp"
 #include "pool_shared.hpp"
 
 namespace conpool {
@@ -83,35 +85,6 @@ task<void> drained(endpoint_slab& slab) {
   while (slab.in_use != 0) co_await drained_awaiter{slab.drained};
 }
 
-// ---- opening ------------------------------------------------------------------------------------
-
-// Tries every address of the endpoint in turn; the last failure is the one reported.
-// TLS endpoints then run the handshake (the same deadline covers both); a TLS failure is the
-// server's answer, not an address's, and ends the attempt.
-task<result<flow>> dial(detail::pool_core& core, detail::endpoint_slab& slab) {
-  const endpoint& ep = slab.ep;
-  result<std::vector<socket_address>> addresses = co_await core.names.resolve(ep.host, ep.port);
-  if (!addresses) {
-    slab.last_error = describe(addresses.error(), ep, "resolve");
-    co_return fail(addresses.error());
-  }
-  std::error_code last;
-  for (const socket_address& a : *addresses) {
-    result<flow> f = co_await connect(a);
-    if (f && ep.tls) {
-      if (result<void> secured = co_await detail::tls_open(*f, slab); !secured) {
-        (void)co_await f->close();  // tls_open put wolfSSL's reason in last_error
-        co_return fail(secured.error());
-      }
-    }
-    if (f) co_return std::move(*f);
-    last = f.error();
-    if (last == std::errc::operation_canceled) break;
-  }
-  if (last != std::errc::operation_canceled) slab.last_error = describe(last, ep, "connect");
-  co_return fail(last);
-}
-
 std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
 }
@@ -121,7 +94,7 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
 // ---- connection ---------------------------------------------------------------------------------
 
 namespace detail {
-void close_abandoned(slot* s) noexcept { s->slab->core.close(s, false); }
+void close_abandoned(slot* s) noexcept { s->slab->core.close(s, close_reason::closed_by_user); }
 }  // namespace detail
 
 flow& connection::flow() const noexcept { return slot_->flow; }
@@ -129,6 +102,10 @@ const endpoint& connection::endpoint() const noexcept { return slot_->slab->ep; 
 std::uint32_t connection::use_count() const noexcept { return slot_->use_count; }
 std::chrono::steady_clock::time_point connection::created_at() const noexcept {
   return slot_->created_at;
+}
+bool connection::reused() const noexcept { return slot_->use_count > 1; }
+std::chrono::steady_clock::duration connection::idle_for() const noexcept {
+  return reused() ? slot_->lent_at - slot_->idle_since : std::chrono::steady_clock::duration{};
 }
 
 // ---- pool ---------------------------------------------------------------------------------------
@@ -166,6 +143,13 @@ pool::pool(shard_group& group, config settings) {
 
 pool::~pool() {
   shared_->group.remove_service(&shared_->service);
+  // A lone shard's pool with background work running (health checks, warming): cancelled,
+  // and the last of it frees the pool (its fibers point into it).
+  if (solo_ != nullptr && solo_->background_running() != 0 && !solo_->shut() &&
+      detail::t_current_core == solo_->home()) {
+    solo_->orphan(std::move(shared_));
+    return;
+  }
   shared_.reset();
 }
 
@@ -174,12 +158,6 @@ const config& pool::settings() const noexcept { return shared_->cfg; }
 // ---- acquiring: the gate's routes --------------------------------------------------------------
 
 namespace detail {
-
-struct lease_access {
-  static connection make(slot* s) noexcept { return connection(s); }
-  static slot* take(connection& c) noexcept { return std::exchange(c.slot_, nullptr); }
-  static slot* peek(const connection& c) noexcept { return c.slot_; }
-};
 
 slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep) {
   pool_core& core = solo != nullptr ? *solo : shared.part();
@@ -201,57 +179,6 @@ namespace {
 using detail::lease_access;
 using detail::pool_core;
 
-task<result<flow>> dial_bounded(slot* s) {
-  pool_core& core = s->slab->core;
-  result<flow> f;
-  if (core.cfg.connect_timeout) {
-    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab));
-  } else {
-    f = co_await dial(core, *s->slab);
-  }
-  if (!f && f.error() == errc::timed_out) {
-    s->slab->last_error = describe(errc::connect_timeout, s->slab->ep, "connect");
-    co_return fail(errc::connect_timeout);
-  }
-  co_return f;
-}
-
-// A new connection in the opening slot `s`, lent to the caller.
-task<result<connection>> open(slot* s) {
-  pool_core& core = s->slab->core;
-  result<flow> f;
-  try {
-    f = co_await dial_bounded(s);
-  } catch (...) {
-    core.open_failed(s, true);
-    throw;
-  }
-  if (!f) {
-    core.open_failed(s, f.error() != std::errc::operation_canceled);
-    co_return fail(f.error());
-  }
-  core.opened(s, std::move(*f));
-  if (core.closed) {  // closed while connecting: the connection is not lent
-    core.close(s, false);
-    co_return fail(errc::pool_closed);
-  }
-  core.lend_fresh(s);
-  co_return lease_access::make(s);
-}
-
-// A new connection in the opening slot `s`, parked idle (warm_endpoint).
-task<std::error_code> open_idle(slot* s) {
-  pool_core& core = s->slab->core;
-  result<flow> f = co_await dial_bounded(s);
-  if (!f) {
-    core.open_failed(s, f.error() != std::errc::operation_canceled);
-    co_return f.error();
-  }
-  core.opened(s, std::move(*f));
-  core.park(s);
-  co_return std::error_code{};
-}
-
 // The gate's last step for a connection in `checking`: config::health_check. Closes it when
 // the check says no (or throws), when its peer spoke up meanwhile, or when the pool closed.
 task<bool> health_checked(pool_core& core, slot* s) {
@@ -262,7 +189,14 @@ task<bool> health_checked(pool_core& core, slot* s) {
     healthy = false;  // a check that throws found the connection unusable
   }
   if (healthy && !s->peer_gone && !core.closed) co_return true;
-  core.close(s, false);  // replaced by the caller's next try, unseen by it
+  // Replaced by the caller's next try, unseen by it.
+  if (core.closed) {
+    core.close(s, close_reason::pool_closed);
+  } else if (s->peer_gone) {
+    core.close(s, pool_core::gone_reason(*s));
+  } else {
+    core.close(s, close_reason::health_check_failed);
+  }
   co_return false;
 }
 
@@ -275,9 +209,20 @@ task<bool> cancelled() {
 
 namespace detail {
 
-task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
+namespace {
+// An open failed while its endpoint backs off: the caller waits for the next step (and tries
+// again) when its deadline allows.
+bool rides_out(const pool_core& core, const endpoint_slab& slab, std::error_code error,
+               std::optional<loop_clock::time_point> deadline) noexcept {
+  return !core.closed && core.paced(error) && pool_core::backing_off(slab) &&
+         core.can_wait_for_step(slab, deadline);
+}
+}  // namespace
+
+task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep, bool fresh) {
   pool_core& core = shared.part();
-  // acquire_timeout bounds the whole wait, however many turns at the limit it takes.
+  // acquire_timeout bounds the whole wait, however many turns at the limit (or backoff
+  // steps) it takes.
   const std::optional<loop_clock::time_point> deadline =
       core.cfg.acquire_timeout
           ? std::optional(loop_now() + std::chrono::duration_cast<loop_clock::duration>(
@@ -288,12 +233,22 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
     endpoint_slab& slab = core.slab_for(ep);
     slot* s = nullptr;
     if (slab.waiters_head == nullptr && slab.draining == 0) {
-      s = core.pop_fit(slab);
+      if (!fresh) s = core.pop_fit(slab);
       if (s != nullptr) {
         (void)core.lend(s);
-      } else if (slot* fresh = core.take_new(slab)) {
-        co_return co_await open(fresh);
+      } else if (slot* opening = core.take_new(slab)) {
+        result<connection> c = co_await open(opening);
+        if (c || !rides_out(core, slab, c.error(), deadline)) co_return c;
+        continue;
       }
+    }
+    // The endpoint backs off and room is left under its limit: only its next step would give
+    // a connection. A caller who cannot wait that long hears the last open's error now.
+    if (s == nullptr && pool_core::backing_off(slab) &&
+        slab.entry.budget.load(std::memory_order_relaxed) <
+            core.cfg.max_connections_per_endpoint &&
+        !core.can_wait_for_step(slab, deadline)) {
+      co_return fail(slab.last_open_error);
     }
     if (s == nullptr) {
       // if/else, not ?: — g++ 12 evaluates both arms of a conditional holding co_await.
@@ -308,7 +263,11 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
         co_return fail(turn.error());
       }
       s = *turn;
-      if (s->state == slot_state::opening) co_return co_await open(s);
+      if (s->state == slot_state::opening) {
+        result<connection> c = co_await open(s);
+        if (c || !rides_out(core, slab, c.error(), deadline)) co_return c;
+        continue;
+      }
       // Given back here or arrived from another shard: through the gate already. Cancelled
       // between the grant and this resumption: the connection is clean, so it goes back
       // rather than die with a dropped lease.
@@ -318,7 +277,7 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
       }
       // Its server closed or reset it between the grant and now: replaced, unseen.
       if (s->peer_gone) {
-        core.close(s, false);
+        core.close(s, pool_core::gone_reason(*s));
         continue;
       }
     }
@@ -373,12 +332,31 @@ void pool::release(connection&& c) {
 
 void pool::close(connection&& c) {
   slot* s = take_lease(c, shared_.get(), "close");
-  s->slab->core.close(s, false);
+  s->slab->core.close(s, close_reason::closed_by_user);
 }
 
 void detail::close_after_error(connection&& c) noexcept {
   slot* s = lease_access::take(c);
-  if (s != nullptr) s->slab->core.close(s, true);
+  if (s != nullptr) s->slab->core.close(s, close_reason::error_in_use);
+}
+
+bool detail::stale_failure(const connection& c, std::uint64_t read_before,
+                           std::error_code error) noexcept {
+  return c.reused() && c.flow().bytes_read() == read_before &&
+         (error == errc::end_of_stream || error == std::errc::connection_reset ||
+          error == std::errc::broken_pipe || error == std::errc::connection_aborted);
+}
+
+void detail::close_stale(connection&& c, std::error_code error) noexcept {
+  slot* s = lease_access::take(c);
+  if (s == nullptr) return;
+  pool_core& core = s->slab->core;
+  bump(s->slab->stats.retries);
+  close_reason why = error == errc::end_of_stream || error == std::errc::broken_pipe
+                         ? close_reason::peer_closed
+                         : close_reason::peer_reset;
+  if (s->peer_gone) why = pool_core::gone_reason(*s);
+  core.close(s, why);
 }
 
 task<bool> pool::is_healthy(connection& c, bool check_readable) {
@@ -412,9 +390,12 @@ task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
     const int wanted = count - static_cast<int>(slab.stats.idle);
     for (int i = 0; i < wanted; ++i) {
       slot* s = core.take_new(slab);
-      if (s == nullptr) break;  // at the limit
+      if (s == nullptr) {  // at the limit, or backing off (then it says why)
+        if (detail::pool_core::backing_off(slab)) first_error = slab.last_open_error;
+        break;
+      }
       sc.spawn([](slot* s, std::error_code& first_error) -> task<void> {
-        std::error_code e = co_await open_idle(s);
+        std::error_code e = co_await detail::open_idle(s);
         if (e && !first_error) first_error = e;
       }(s, first_error));
     }
@@ -440,7 +421,7 @@ std::vector<std::pair<endpoint, endpoint_stats>> pool::all_stats() const {
 
 void pool::close_idle_connections(const endpoint& ep) {
   detail::pool_core& core = shared_->part();
-  if (endpoint_slab* slab = core.find(ep)) core.close_idle(*slab);
+  if (endpoint_slab* slab = core.find(ep)) core.close_idle(*slab, close_reason::drained);
 }
 
 task<void> pool::close_all_connections(endpoint ep) {

@@ -10,9 +10,16 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "opening.hpp"
 #include "pool_shared.hpp"
 
 namespace conpool::detail {
+
+namespace {
+loop_clock::duration to_loop(std::chrono::duration<double> d) {
+  return std::chrono::duration_cast<loop_clock::duration>(d);
+}
+}  // namespace
 
 pool_core::pool_core(pool_shared& sh, unsigned i)
     : shared(sh),
@@ -23,22 +30,34 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
       strict(sh.cfg.check_on_reuse),
       closed(sh.closing()),
       names(cfg.dns_ttl),
-      lifetime_(std::chrono::duration_cast<loop_clock::duration>(cfg.max_connection_lifetime)),
-      idle_limit_(std::chrono::duration_cast<loop_clock::duration>(cfg.max_idle_time)),
+      lifetime_(to_loop(cfg.max_connection_lifetime)),
+      idle_limit_(to_loop(cfg.max_idle_time)),
+      check_every_(cfg.health_check_interval ? to_loop(*cfg.health_check_interval)
+                                             : loop_clock::duration::zero()),
       max_uses_(cfg.max_connection_uses ? static_cast<std::uint32_t>(*cfg.max_connection_uses)
-                                        : UINT32_MAX) {
-  sweeper_.on_cqe = &pool_core::on_sweep;
+                                        : UINT32_MAX),
+      background_(nullptr),
+      random_state_(0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(this) ^
+                    static_cast<std::uint64_t>(loop_clock::now().time_since_epoch().count())) {
+  timer_.on_cqe = &pool_core::on_timer;
+  timer_.core = this;
   watch_hook_.run = &pool_core::arm_queued_watchers;
   watch_hook_.core = this;
-  sweeper_.core = this;
   to_watch_.reserve(16);  // slabs with new idle slots in one turn: no allocation on the hit path
-  // Idle and lifetime expiry share one timer per pool, not one per connection: a sweep every
-  // quarter of the shorter limit (1 ms to 1 s) closes what expired; the gate also checks.
-  const double period =
-      std::min(cfg.max_idle_time.count(), cfg.max_connection_lifetime.count()) / 4;
-  to_kernel_timespec(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::duration<double>(std::clamp(period, 0.001, 1.0))),
-                     sweeper_.interval);
+  // Idle and lifetime expiry share one timer per part, not one per connection: a sweep every
+  // quarter of the shortest span it must resolve (idle time, lifetime, the lifetime's jitter
+  // window, the health check interval), 1 ms to 1 s; the gate also checks.
+  double span = std::min(cfg.max_idle_time.count(), cfg.max_connection_lifetime.count());
+  if (cfg.lifetime_jitter > 0) {
+    span = std::min(span, cfg.max_connection_lifetime.count() * cfg.lifetime_jitter);
+  }
+  if (cfg.health_check_interval) span = std::min(span, cfg.health_check_interval->count());
+  sweep_every_ = to_loop(std::chrono::duration<double>(std::clamp(span / 4, 0.001, 1.0)));
+  sockopts_.keepalive = cfg.tcp_keepalive;
+  if (cfg.tcp_user_timeout) {
+    sockopts_.user_timeout = std::chrono::milliseconds(
+        static_cast<std::int64_t>(cfg.tcp_user_timeout->count() * 1000 + 0.5));
+  }
 }
 
 pool_core::~pool_core() {
@@ -46,10 +65,14 @@ pool_core::~pool_core() {
 }
 
 std::string pool_core::busy() const {
+  if (background_running_ != 0) {
+    return std::to_string(background_running_) + " background task(s) (health checks, warming)";
+  }
   for (const auto& [ep, slab] : slabs_) {
     std::uint64_t opening = 0;
     for (int i = 0; i < slab->capacity; ++i) {
-      if (slab->slots[static_cast<std::size_t>(i)].state == slot_state::opening) ++opening;
+      const slot& sl = slab->slots[static_cast<std::size_t>(i)];
+      if (sl.state == slot_state::opening && !sl.warming) ++opening;  // a caller's open
     }
     const std::uint64_t active = read(slab->stats.active);
     if (active != 0 || opening != 0 || !slab->drained.handles.empty()) {
@@ -77,10 +100,15 @@ void pool_core::shut_now() noexcept {
   }
   closed = true;
   fail_waiters();
-  for (auto& [ep, slab] : slabs_) close_idle(*slab);
+  for (auto& [ep, slab] : slabs_) close_idle(*slab, close_reason::pool_closed);
   shard_->drop_turn_hook(&watch_hook_);
   wait_for_kernel();
   finished_ = true;
+}
+
+void pool_core::orphan(std::unique_ptr<pool_shared> owner) noexcept {
+  orphan_ = std::move(owner);
+  background_.cancel();
 }
 
 endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
@@ -91,6 +119,7 @@ endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
     auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint,
                                                 shared.table.intern(ep), index);
     it = slabs_.emplace(ep, std::move(slab)).first;
+    if (cfg.min_idle_per_endpoint > 0) top_up(*it->second);
   }
   last_key_ = &it->first;
   last_slab_ = it->second.get();
@@ -104,6 +133,14 @@ endpoint_slab* pool_core::find(const endpoint& ep) const noexcept {
 
 // ---- the gate's question to the kernel --------------------------------------------------------
 
+namespace {
+// The reason a socket error means: the kernel gave up on keepalive probes or unacknowledged
+// data (ETIMEDOUT), or anything else (a reset, most often).
+close_reason of_error(int err) noexcept {
+  return err == ETIMEDOUT ? close_reason::keepalive_timeout : close_reason::peer_reset;
+}
+}  // namespace
+
 bool pool_core::peer_quiet(slot& s) noexcept {
   const int fd = s.flow.native_handle();
   // A few rounds: a TLS server may have sent a ticket or two, each run through wolfSSL.
@@ -112,24 +149,63 @@ bool pool_core::peer_quiet(slot& s) noexcept {
     const ssize_t n = ::recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errno == EAGAIN || errno == EWOULDBLOCK;  // would block: nothing there
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // would block: nothing there
+      s.gone_why = static_cast<std::uint8_t>(of_error(errno));
+      return false;
     }
     // 0: FIN. Bytes on a plain connection nobody asked for: not clean. A TLS connection whose
     // watcher is in the kernel: that receive owns the buffer, so the bytes cannot be judged.
-    if (n == 0 || !s.flow.is_tls() || s.watcher != kernel_op::off) return false;
+    if (n == 0) {
+      s.gone_why = static_cast<std::uint8_t>(close_reason::peer_closed);
+      return false;
+    }
+    s.gone_why = static_cast<std::uint8_t>(close_reason::stray_bytes);
+    if (!s.flow.is_tls() || s.watcher != kernel_op::off) return false;
     const std::span<std::byte> buf = tls_watch_buffer(s.flow);
     const ssize_t got = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
     if (got <= 0) return false;
-    if (tls_absorb(s.flow, static_cast<std::size_t>(got), true) != tls_watch::quiet) return false;
+    const tls_watch v = tls_absorb(s.flow, static_cast<std::size_t>(got), true);
+    if (v == tls_watch::closed) s.gone_why = static_cast<std::uint8_t>(close_reason::peer_closed);
+    if (v != tls_watch::quiet) return false;
     tls_remember(*s.slab, s.flow);
   }
   return false;  // still talking after four rounds: not a quiet connection
+}
+
+close_reason pool_core::gone_reason(slot& s) noexcept {
+  if (s.gone_why != error_pending) return static_cast<close_reason>(s.gone_why);
+  // The monitor saw POLLERR: the socket's error says which (unless a lease's read took it).
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (s.flow.is_open() &&
+      ::getsockopt(s.flow.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+    return of_error(err);
+  }
+  return close_reason::peer_reset;
+}
+
+close_reason pool_core::unfit_reason(slot& s, loop_clock::time_point now) const noexcept {
+  if (s.peer_gone) return gone_reason(s);
+  if (s.use_count >= max_uses_) return close_reason::max_uses;
+  if (now > s.expires_at) return close_reason::lifetime_expired;
+  if (s.state == slot_state::idle && idle_too_long(s, now)) return close_reason::idle_expired;
+  return gone_reason(s);  // strict mode: the kernel's answer (peer_quiet set it)
+}
+
+close_reason pool_core::release_reason(slot& s, loop_clock::time_point now) const noexcept {
+  if (closed) return close_reason::pool_closed;
+  if (s.peer_gone) return gone_reason(s);
+  if (s.slab->draining > 0) return close_reason::drained;
+  return unfit_reason(s, now);
 }
 
 // ---- transitions -------------------------------------------------------------------------------
 
 slot* pool_core::take_new(endpoint_slab& slab) noexcept {
   if (closed) return nullptr;
+  // Backing off: one open at a time, once its step has come.
+  const bool trial = backing_off(slab);
+  if (trial && (slab.trial_open || loop_now() < slab.next_open_at)) [[unlikely]] return nullptr;
   // The budget is the limit across shards; this shard's free slots always cover it.
   std::atomic<int>& budget = slab.entry.budget;
   int used = budget.load(std::memory_order_relaxed);
@@ -139,26 +215,100 @@ slot* pool_core::take_new(endpoint_slab& slab) noexcept {
   ++live_;
   slot* s = slab.take_free();
   move_to(s, slot_state::opening);
+  s->open_epoch = slab.open_epoch;
+  s->trial = trial;
+  if (trial) slab.trial_open = true;
   return s;
 }
 
 void pool_core::opened(slot* s, conpool::flow f) noexcept {
   s->flow = std::move(f);
-  s->created_at = s->idle_since = loop_now();
+  const auto now = loop_now();
+  s->created_at = s->idle_since = s->checked_at = now;
+  // Its own lifetime: shortened by up to lifetime_jitter, so that connections opened together
+  // do not all expire in one sweep.
+  s->expires_at = now + lifetime_;
+  if (cfg.lifetime_jitter > 0) {
+    s->expires_at -= std::chrono::duration_cast<loop_clock::duration>(
+        lifetime_ * (cfg.lifetime_jitter * random_fraction()));
+  }
   s->use_count = 0;
   s->peer_gone = false;
   endpoint_slab& slab = *s->slab;
   bump(slab.stats.total_created);
   if (cfg.on_connection_created) cfg.on_connection_created(slab.ep);
   arm_monitor(s);
+  if (s->trial) {
+    s->trial = false;
+    slab.trial_open = false;
+  }
+  backoff_reset(slab);
 }
 
-void pool_core::open_failed(slot* s, bool counted) noexcept {
-  if (counted) bump(s->slab->stats.errors);
+void pool_core::open_failed(slot* s, std::error_code error) noexcept {
+  endpoint_slab& slab = *s->slab;
+  const bool counted = error != std::errc::operation_canceled && error != errc::pool_closed;
+  if (counted) bump(slab.stats.errors);
+  if (s->trial) {
+    s->trial = false;
+    slab.trial_open = false;
+  }
+  if (s->warming) {
+    s->warming = false;
+    --slab.warming;
+  }
+  if (counted) backoff_failed(slab, s, error);
   move_to(s, slot_state::free);
   vacate(s);
-  give_back_budget(*s->slab);
+  give_back_budget(slab);
   if (closing_) report_if_shut();  // last: once shut, the part may be freed
+}
+
+// ---- connect backoff ---------------------------------------------------------------------------
+
+bool pool_core::paced(std::error_code error) const noexcept {
+  return cfg.connect_backoff && error != std::errc::operation_canceled &&
+         error != errc::pool_closed;
+}
+
+bool pool_core::can_wait_for_step(const endpoint_slab& slab,
+                                  std::optional<loop_clock::time_point> deadline) const noexcept {
+  return deadline && (slab.trial_open || slab.next_open_at <= *deadline);
+}
+
+loop_clock::duration pool_core::backoff_delay(std::uint32_t failures) noexcept {
+  const connect_backoff_settings& b = *cfg.connect_backoff;
+  double d = b.base.count();
+  for (std::uint32_t i = 1; i < failures && d < b.cap.count(); ++i) d *= b.factor;
+  d = std::min(d, b.cap.count());
+  d *= 1 + b.jitter * (2 * random_fraction() - 1);
+  return to_loop(std::chrono::duration<double>(d));
+}
+
+void pool_core::backoff_failed(endpoint_slab& slab, slot* s, std::error_code error) noexcept {
+  slab.last_open_error = error;
+  if (!cfg.connect_backoff) return;
+  // Opens that were in flight together fail together: one step, not one each.
+  if (s->open_epoch != slab.open_epoch) return;
+  ++slab.open_failures;
+  ++slab.open_epoch;
+  slab.next_open_at = loop_now() + backoff_delay(slab.open_failures);
+  wake_at(slab.next_open_at);  // waiters and the warm minimum try again then
+}
+
+void pool_core::backoff_reset(endpoint_slab& slab) noexcept {
+  if (slab.open_failures == 0) return;
+  slab.open_failures = 0;
+  ++slab.open_epoch;
+  serve_waiters(slab);  // those who waited for the step open their own now
+}
+
+double pool_core::random_fraction() noexcept {
+  // xorshift64*: background timing only (lifetimes, steps, check turns), never security.
+  random_state_ ^= random_state_ >> 12;
+  random_state_ ^= random_state_ << 25;
+  random_state_ ^= random_state_ >> 27;
+  return static_cast<double>((random_state_ * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
 }
 
 void pool_core::lend_fresh(slot* s) noexcept {
@@ -168,11 +318,17 @@ void pool_core::lend_fresh(slot* s) noexcept {
 }
 
 void pool_core::park(slot* s) noexcept {
-  if (closed || s->slab->draining > 0) {  // opened while the pool (or the slab) closed
-    close(s, false);
+  endpoint_slab& slab = *s->slab;
+  if (s->warming) {
+    s->warming = false;
+    --slab.warming;
+  }
+  if (closed || slab.draining > 0) {  // opened while the pool (or the slab) closed
+    close(s, closed ? close_reason::pool_closed : close_reason::drained);
     return;
   }
   to_idle(s, loop_now());
+  if (slab.waiters_head != nullptr) serve_first_waiter(slab);  // opened while one came
 }
 
 void pool_core::relend(endpoint_slab& slab, slot* s) noexcept {
@@ -180,7 +336,7 @@ void pool_core::relend(endpoint_slab& slab, slot* s) noexcept {
   // also asks the kernel.
   if (shard_->kernel_has_news()) [[unlikely]] shard_->catch_up();
   if (s->peer_gone || (strict && !peer_quiet(*s))) {
-    close(s, false);
+    close(s, gone_reason(*s));
     return;
   }
   if (slab.waiters_head == nullptr) [[unlikely]] {  // the news served them (a budget freed)
@@ -204,11 +360,14 @@ void pool_core::grant(endpoint_slab& slab, slot* s) noexcept {
   shard_core::current().schedule(w->handle);
 }
 
-void pool_core::close(slot* s, bool after_error) noexcept {
+void pool_core::close(slot* s, close_reason why) noexcept {
   endpoint_slab& slab = *s->slab;
   switch (s->state) {
     case slot_state::idle:
       slab.unlink_idle(s);
+      break;
+    case slot_state::probing:
+      drop(slab.stats.idle);
       break;
     case slot_state::checking:
     case slot_state::active:
@@ -221,10 +380,12 @@ void pool_core::close(slot* s, bool after_error) noexcept {
     case slot_state::closing:
       return;
   }
+  if (s->warming) {  // opened for the warm minimum after the pool closed
+    s->warming = false;
+    --slab.warming;
+  }
   move_to(s, slot_state::closing);
-  bump(slab.stats.total_closed);
-  if (after_error) bump(slab.stats.errors);
-  if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep);
+  count_close(slab, why);
   if (s->watcher == kernel_op::armed) unwatch(s);
   if (s->monitor == kernel_op::armed) unmonitor(s);
   if (s->flow.is_tls()) {
@@ -242,12 +403,20 @@ void pool_core::close(slot* s, bool after_error) noexcept {
   io_uring_prep_close(sqe, s->flow.release());
 }
 
+void pool_core::count_close(endpoint_slab& slab, close_reason why) noexcept {
+  bump(slab.stats.total_closed);
+  bump(slab.stats.closed_by[static_cast<std::size_t>(why)]);
+  if (why == close_reason::error_in_use) bump(slab.stats.errors);
+  if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep, why);
+}
+
 void pool_core::finished(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
   s->flow = conpool::flow();  // its socket is closed; this frees a TLS session's memory
   move_to(s, slot_state::free);
   vacate(s);
   give_back_budget(slab);
+  if (cfg.min_idle_per_endpoint > 0) top_up(slab);  // an eviction: warm again
 }
 
 void pool_core::give_back_budget(endpoint_slab& slab) noexcept {
@@ -366,11 +535,32 @@ void pool_core::on_monitor_cqe(completion* c, unsigned role, int res, unsigned) 
   s->slab->core.monitor_cqe(s, role, res);
 }
 
-void pool_core::peer_spoke(slot* s) noexcept {
+void pool_core::peer_spoke(slot* s, std::uint8_t why) noexcept {
+  if (!s->peer_gone) s->gone_why = why;  // the first word stands
   s->peer_gone = true;
-  if (s->state == slot_state::idle) close(s, false);
-  // Leased or checking: closed when it comes back. Leaving: closed, not sent (settle_slot).
+  if (s->state == slot_state::idle) close(s, gone_reason(*s));
+  // Leased, checking or probing: closed when it comes back. Leaving: closed, not sent
+  // (settle_slot).
 }
+
+namespace {
+// What a watcher's completion says the peer did. A zero-length recv completes with 0 for a FIN
+// and for bytes alike: a peek tells them apart, but only on a connection nobody uses (a read
+// would take the socket's pending error away from a lease).
+std::uint8_t spoken(const slot& s, int res) noexcept {
+  if (res < 0) return static_cast<std::uint8_t>(of_error(-res));
+  if (s.state != slot_state::idle && s.state != slot_state::leaving) {
+    return static_cast<std::uint8_t>(close_reason::peer_closed);
+  }
+  std::byte b{};
+  const ssize_t n = ::recv(s.flow.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return static_cast<std::uint8_t>(close_reason::stray_bytes);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    return static_cast<std::uint8_t>(of_error(errno));
+  }
+  return static_cast<std::uint8_t>(close_reason::peer_closed);
+}
+}  // namespace
 
 void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
   --s->owed;
@@ -384,15 +574,17 @@ void pool_core::slot_cqe(slot* s, unsigned role, int res) noexcept {
       const bool judge = s->state == slot_state::idle || s->state == slot_state::leaving;
       const tls_watch v = tls_absorb(s->flow, static_cast<std::size_t>(res), judge);
       if (judge && v != tls_watch::quiet) {
-        peer_spoke(s);
+        peer_spoke(s, static_cast<std::uint8_t>(v == tls_watch::closed
+                                                    ? close_reason::peer_closed
+                                                    : close_reason::stray_bytes));
       } else if (s->state == slot_state::idle) {
         tls_remember(*s->slab, s->flow);
         arm_watcher(s);
       }
     } else if (res != -ECANCELED) {
       // Anything but our own cancel is the server speaking up: bytes, FIN or RST on a
-      // connection nobody asked it to use.
-      if (s->state != slot_state::closing) peer_spoke(s);
+      // connection nobody asked it to use, or the kernel giving up on it (keepalive).
+      if (s->state != slot_state::closing) peer_spoke(s, spoken(*s, res));
     } else if (s->state == slot_state::idle) {
       // Lent and given back while its cancel was in flight: watched again, unless a shard
       // waits for it (the turn's end skipped it, its watcher being in the kernel then).
@@ -408,9 +600,18 @@ void pool_core::monitor_cqe(slot* s, unsigned role, int res) noexcept {
   if (role == role_main) {
     s->monitor = kernel_op::off;
     shard_->add_background(-1);
-    // The poll's events (POLLRDHUP: FIN; POLLERR / POLLHUP: RST), or an error; -ECANCELED is
-    // our own remove.
-    if (res != -ECANCELED && s->state != slot_state::closing) peer_spoke(s);
+    // The poll's events (POLLRDHUP: FIN; POLLERR: a reset or the kernel giving up, which
+    // SO_ERROR tells when it closes; POLLHUP alone: reset, its error read already), or an
+    // error; -ECANCELED is our own remove.
+    if (res != -ECANCELED && s->state != slot_state::closing) {
+      std::uint8_t why = static_cast<std::uint8_t>(close_reason::peer_reset);
+      if (res >= 0 && (res & POLLERR) != 0) {
+        why = error_pending;
+      } else if (res >= 0 && (res & POLLHUP) == 0) {
+        why = static_cast<std::uint8_t>(close_reason::peer_closed);
+      }
+      peer_spoke(s, why);
+    }
   }
   settle_slot(s);
 }
@@ -423,7 +624,7 @@ void pool_core::settle_slot(slot* s) noexcept {
       if (s->peer_gone) {
         // Its peer spoke up on the way out: it goes nowhere, and an asker hears so.
         if (std::exchange(s->answers_ask, false)) answer_no_idle(*s->slab, s->bound_for);
-        close(s, false);
+        close(s, gone_reason(*s));
       } else {
         sent(s);
       }
@@ -432,61 +633,193 @@ void pool_core::settle_slot(slot* s) noexcept {
   if (closing_) report_if_shut();  // last: once quiet, the part may be freed
 }
 
-// ---- expiry ------------------------------------------------------------------------------------
+// ---- the part's timer: expiry, background checks, backoff steps, the warm minimum ------------
 
-void pool_core::sweep() noexcept {
-  const auto now = loop_now();
+namespace {
+// A slot's own place in a check interval's last tenth (from its address: stable, spread).
+double check_jitter(const slot* s) noexcept {
+  const std::uint64_t h = (reinterpret_cast<std::uintptr_t>(s) >> 4) * 0x9e3779b97f4a7c15ULL;
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+}  // namespace
+
+void pool_core::sweep(loop_clock::time_point now) noexcept {
   for (auto& [ep, slab] : slabs_) {
     for (slot* s = slab->idle_top; s != nullptr;) {
       slot* next = s->next;
-      if (worn_out(*s, now) || idle_too_long(*s, now)) close(s, false);
+      if (s->use_count >= max_uses_) {
+        close(s, close_reason::max_uses);
+      } else if (now > s->expires_at) {
+        close(s, close_reason::lifetime_expired);
+      } else if (idle_too_long(*s, now)) {
+        close(s, close_reason::idle_expired);
+      } else if (check_every_ != loop_clock::duration::zero() && probes_running_ < max_probes &&
+                 now - std::max(s->idle_since, s->checked_at) >=
+                     check_every_ - std::chrono::duration_cast<loop_clock::duration>(
+                                        check_every_ * (0.1 * check_jitter(s)))) {
+        probe(s);
+      }
       s = next;
     }
   }
 }
 
-void pool_core::arm_sweeper() noexcept {
-  if (sweeper_.armed) return;
-  io_uring_sqe* sqe = shard_->sqe();
-  io_uring_prep_timeout(sqe, &sweeper_.interval, 0, 0);
-  io_uring_sqe_set_data64(sqe, user_data(&sweeper_, role_main));
-  sweeper_.armed = true;
-  ++outstanding_;
-  shard_->expect(1);
-}
-
-void pool_core::stop_sweeper() noexcept {
-  if (!sweeper_.armed || sweeper_.removing) return;
-  sweeper_.removing = true;
-  io_uring_sqe* sqe = shard_->sqe();
-  io_uring_prep_timeout_remove(sqe, user_data(&sweeper_, role_main), 0);
-  io_uring_sqe_set_data64(sqe, user_data(&sweeper_, role_cancel));
-  ++outstanding_;
-  shard_->expect(1);
-}
-
-void pool_core::on_sweep(completion* c, unsigned role, int res, unsigned) noexcept {
-  pool_core& core = *static_cast<sweeper*>(c)->core;
-  --core.outstanding_;
-  if (role == role_main) {  // not the remove's own CQE
-    core.sweeper_.armed = false;
-    if (res == -ETIME && !core.sweeper_.removing && !core.closed) {
-      core.sweep();
-      for (auto& [ep, slab] : core.slabs_) {
-        if (slab->idle_top != nullptr) {
-          core.arm_sweeper();
-          break;
-        }
+void pool_core::tick() noexcept {
+  const auto now = loop_now();
+  sweep(now);
+  bool idle_left = false;
+  auto next = loop_clock::time_point::max();
+  for (auto& [ep, slab] : slabs_) {
+    if (backing_off(*slab)) {
+      if (now >= slab->next_open_at) {
+        serve_waiters(*slab);  // the step came: one open
+      } else {
+        next = std::min(next, slab->next_open_at);
       }
     }
+    if (cfg.min_idle_per_endpoint > 0) top_up(*slab);
+    if (slab->idle_top != nullptr) idle_left = true;
+  }
+  if (idle_left || probes_running_ > 0) next = std::min(next, now + sweep_every_);
+  if (next != loop_clock::time_point::max()) wake_at(next);
+}
+
+void pool_core::wake_at(loop_clock::time_point at) noexcept {
+  if (closed || timer_.removing) return;
+  if (timer_.armed && at >= timer_.due) return;
+  const auto since_epoch = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      at.time_since_epoch());
+  timer_.at.tv_sec = since_epoch.count() / 1'000'000'000;
+  timer_.at.tv_nsec = since_epoch.count() % 1'000'000'000;
+  timer_.due = at;
+  io_uring_sqe* sqe = shard_->sqe();
+  if (timer_.armed) {
+    // Earlier than it is armed for (a backoff step): moved, not added. If it fired meanwhile,
+    // the update finds nothing (-ENOENT) and the tick then arms it for what is due.
+    io_uring_prep_timeout_update(sqe, &timer_.at, user_data(&timer_, role_main),
+                                 IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, user_data(&timer_, role_aux));
+  } else {
+    // Absolute on CLOCK_MONOTONIC, the steady clock's own.
+    io_uring_prep_timeout(sqe, &timer_.at, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, user_data(&timer_, role_main));
+    timer_.armed = true;
+  }
+  ++outstanding_;
+  shard_->expect(1);
+}
+
+void pool_core::stop_timer() noexcept {
+  if (!timer_.armed || timer_.removing) return;
+  timer_.removing = true;
+  io_uring_sqe* sqe = shard_->sqe();
+  io_uring_prep_timeout_remove(sqe, user_data(&timer_, role_main), 0);
+  io_uring_sqe_set_data64(sqe, user_data(&timer_, role_cancel));
+  ++outstanding_;
+  shard_->expect(1);
+}
+
+void pool_core::on_timer(completion* c, unsigned role, int res, unsigned) noexcept {
+  pool_core& core = *static_cast<part_timer*>(c)->core;
+  --core.outstanding_;
+  if (role == role_main) {  // not a remove's or an update's own CQE
+    core.timer_.armed = false;
+    if (res == -ETIME && !core.timer_.removing && !core.closed) core.tick();
   }
   if (core.closing_) core.report_if_shut();  // last: once quiet, the part may be freed
 }
 
 void pool_core::wait_for_kernel() noexcept {
-  stop_sweeper();
-  // Slots and the sweeper live in this object: wait here until the kernel owes them nothing.
+  stop_timer();
+  // Slots and the timer live in this object: wait here until the kernel owes them nothing.
   shard_->wait_for_cqes(outstanding_);
+}
+
+// ---- background work ---------------------------------------------------------------------------
+
+namespace {
+task<void> forget(std::unique_ptr<pool_shared> owner) {
+  owner.reset();  // the pool's shared state, its parts with it
+  co_return;
+}
+}  // namespace
+
+task<void> pool_core::background_fiber(pool_core& core, task<void> t) {
+  co_await std::move(t);
+  if (--core.background_running_ == 0 && core.orphan_) {
+    // The pool was destroyed meanwhile: this was its last fiber. Freed from a fiber of its
+    // own, next turn: this one's frame (whose node hangs under the part) is gone by then.
+    core.shard_->spawn(forget(std::move(core.orphan_)));
+    co_return;
+  }
+  if (core.closing_) core.report_if_shut();  // last: once quiet, the part may be freed
+}
+
+void pool_core::run_background(task<void> t) {
+  ++background_running_;
+  shard_->spawn_under(background_, background_fiber(*this, std::move(t)));
+}
+
+void pool_core::probe(slot* s) noexcept {
+  endpoint_slab& slab = *s->slab;
+  slab.unlink_idle(s);
+  bump(slab.stats.idle);  // still idle to the stats: nobody holds it
+  if (s->watcher == kernel_op::armed) unwatch(s);  // the check talks on it
+  move_to(s, slot_state::probing);
+  ++probes_running_;
+  run_background(probe_fiber(s));
+}
+
+task<void> pool_core::probe_fiber(slot* s) {
+  pool_core& core = s->slab->core;
+  bool healthy = false;
+  try {
+    healthy = co_await core.cfg.health_check(s->flow);
+  } catch (...) {
+    healthy = false;  // a check that throws found the connection unusable
+  }
+  core.probe_done(s, healthy);
+}
+
+void pool_core::probe_done(slot* s, bool healthy) noexcept {
+  endpoint_slab& slab = *s->slab;
+  --probes_running_;
+  s->checked_at = loop_now();
+  if (closed) {
+    close(s, close_reason::pool_closed);
+  } else if (s->peer_gone) {
+    close(s, gone_reason(*s));
+  } else if (!healthy) {
+    close(s, close_reason::health_check_failed);
+  } else if (slab.draining > 0) {
+    close(s, close_reason::drained);
+  } else {
+    drop(slab.stats.idle);     // to_idle counts it again
+    to_idle(s, s->idle_since);  // a check is not a use: its idle time runs on
+    serve_first_waiter(slab);
+  }
+}
+
+task<void> pool_core::warm_fiber(slot* s) { (void)co_await open_idle(s); }
+
+void pool_core::top_up(endpoint_slab& slab) noexcept {
+  if (closed || slab.draining > 0) return;
+  while (static_cast<int>(read(slab.stats.idle) + slab.warming) < cfg.min_idle_per_endpoint) {
+    slot* s = take_new(slab);
+    if (s == nullptr) return;  // at the limit, or backing off (the timer comes back for it)
+    s->warming = true;
+    ++slab.warming;
+    run_background(warm_fiber(s));
+  }
+}
+
+void pool_core::serve_first_waiter(endpoint_slab& slab) noexcept {
+  if (slab.waiters_head == nullptr) return;
+  slot* s = pop_fit(slab);
+  if (s == nullptr) return;  // closed by the gate (past its time): its budget serves them
+  (void)lend(s);  // active, or checking: its waiter runs health_check first
+  grant(slab, s);
+  if (slab.waiters_head != nullptr) ask(slab);  // more waiting: another idle one elsewhere
 }
 
 }  // namespace conpool::detail

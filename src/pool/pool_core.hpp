@@ -28,9 +28,14 @@
 //   active    checking   relend            the same, to run health_check first
 //   active    leaving    give_away         given back while another shard waits
 //   active    closing    close             closed by its holder, an error, or found dead
+//   idle      probing    probe             its turn for a background health check came
+//   probing   idle       probe_passed      the background check said yes (or served a waiter)
+//   probing   closing    close             it said no, its peer spoke up, or the pool closed
 //   leaving   free       sent              the kernel owes it nothing: its connection travels
 //   leaving   closing    close             its peer spoke up on the way out
 //   closing   free       finished          the kernel owes it nothing
+//
+// Every close names a close_reason (counted per endpoint, given to on_connection_closed).
 //
 // The kernel's side: an idle slot has a watcher (a zero-length recv: FIN, RST or bytes
 // complete it), armed when the turn ends and cancelled when the slot is lent; every slot with
@@ -44,6 +49,11 @@
 // to be gone, a worn-out one (lifetime, uses) or an idle one past max_idle_time, and in strict
 // mode (config::check_on_reuse) asks the kernel first (one recv(MSG_PEEK | MSG_DONTWAIT)).
 // health_check runs in `checking`, on every reuse route.
+//
+// Background work (its fibers under `background_`, cancelled when the part closes): health
+// checks of idle connections (`probing`), the warm minimum (opens parked idle), both driven by
+// the part's one timer, which also sweeps expired idle connections and wakes an endpoint whose
+// connect backoff step has come. None of it touches the hit path.
 
 #include <linux/time_types.h>
 
@@ -51,7 +61,9 @@
 #include <cassert>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -67,7 +79,9 @@ constexpr bool legal_move(slot_state from, slot_state to) noexcept {
   switch (from) {
     case free: return to == opening || to == idle;
     case opening: return to == free || to == active || to == idle || to == closing;
-    case idle: return to == active || to == checking || to == closing || to == leaving;
+    case idle: return to == active || to == checking || to == closing || to == leaving ||
+                      to == probing;
+    case probing: return to == idle || to == closing;
     case checking: return to == active || to == closing || to == idle || to == leaving;
     case active: return to == idle || to == active || to == checking || to == leaving ||
                         to == closing;
@@ -118,7 +132,7 @@ class pool_core {
     const auto now = loop_now();
     while (slot* s = slab.idle_top) {
       if (fit(*s, now)) [[likely]] return s;
-      close(s, false);
+      close(s, unfit_reason(*s, now));
     }
     return nullptr;
   }
@@ -133,14 +147,20 @@ class pool_core {
   }
   /// Lifetime or uses spent (idle time aside). Integer compares only (the hit path).
   [[nodiscard]] bool worn_out(const slot& s, loop_clock::time_point now) const noexcept {
-    return now - s.created_at > lifetime_ || s.use_count >= max_uses_;
+    return now > s.expires_at || s.use_count >= max_uses_;
   }
+  /// Why the gate turned `s` away (cold).
+  [[nodiscard]] close_reason unfit_reason(slot& s, loop_clock::time_point now) const noexcept;
+  /// Why a peer that spoke up made `s` unusable: what the watcher or the probe saw, else the
+  /// socket's pending error (SO_ERROR) (cold).
+  [[nodiscard]] static close_reason gone_reason(slot& s) noexcept;
   /// Idle past max_idle_time (meaningful for an idle slot only).
   [[nodiscard]] bool idle_too_long(const slot& s, loop_clock::time_point now) const noexcept {
     return now - s.idle_since > idle_limit_;
   }
   /// Asks the kernel: true when nothing waits on the socket (no FIN, RST or stray bytes; a TLS
   /// connection's post-handshake records are run through wolfSSL and keep it). One syscall.
+  /// False sets `s.gone_why`.
   bool peer_quiet(slot& s) noexcept;
 
   // ---- transitions (see the table above) ----
@@ -163,6 +183,7 @@ class pool_core {
   /// An active slot reaches its taker: one more use; "reused" when it had been lent before.
   void begin_lease(slot* s) noexcept {
     endpoint_slab& slab = *s->slab;
+    s->lent_at = loop_now();
     if (s->use_count++ != 0) {
       bump(slab.stats.total_reused);
       if (cfg.on_connection_reused) cfg.on_connection_reused(slab.ep);
@@ -187,7 +208,7 @@ class pool_core {
     // lease; later ones reach the idle watcher, which keeps them too.
     if (s->use_count == 1 && s->flow.is_tls()) [[unlikely]] tls_remember(slab, s->flow);
     if (closed || slab.draining > 0 || s->peer_gone || worn_out(*s, now)) [[unlikely]] {
-      close(s, false);
+      close(s, release_reason(*s, now));
       return;
     }
     if (slab.bit != 0) [[unlikely]] {
@@ -202,13 +223,33 @@ class pool_core {
   /// A slot for a new connection (free -> opening), within the endpoint's budget across
   /// shards; nullptr at the limit.
   slot* take_new(endpoint_slab& slab) noexcept;
-  /// An opening slot got its connection (still opening): its monitor is armed.
+  /// An opening slot got its connection (still opening): its monitor is armed, its lifetime
+  /// drawn (jittered), and the endpoint's connect backoff reset.
   void opened(slot* s, conpool::flow f) noexcept;
-  /// opening -> free: the connection failed (`counted`: as an error, not a cancel).
-  void open_failed(slot* s, bool counted) noexcept;
-  /// Closes the connection of `s` (opening, idle, checking, active or leaving): its standing
-  /// operations are cancelled, IORING_OP_CLOSE; the slot is free once every CQE is in.
-  void close(slot* s, bool after_error) noexcept;
+  /// opening -> free: the open failed with `error` (counted as an error and a backoff step
+  /// unless it was cancelled or the pool closed).
+  void open_failed(slot* s, std::error_code error) noexcept;
+  /// Closes the connection of `s` (opening, idle, probing, checking, active or leaving) for
+  /// `why`: its standing operations are cancelled, IORING_OP_CLOSE; the slot is free once
+  /// every CQE is in.
+  void close(slot* s, close_reason why) noexcept;
+  /// A close counted (stats, per reason, the hook) for a connection of `slab`.
+  void count_close(endpoint_slab& slab, close_reason why) noexcept;
+  /// The options every pooled socket gets before it connects.
+  [[nodiscard]] const socket_options& socket_settings() const noexcept { return sockopts_; }
+
+  // ---- connect backoff ----
+
+  /// The endpoint has failed opens in a row: a new open waits for its step.
+  [[nodiscard]] static bool backing_off(const endpoint_slab& slab) noexcept {
+    return slab.open_failures != 0;
+  }
+  /// While backing off: whether a caller with `deadline` (none: it cannot wait) may wait for
+  /// the endpoint's next open rather than fail now with its last error.
+  [[nodiscard]] bool can_wait_for_step(const endpoint_slab& slab,
+                                       std::optional<loop_clock::time_point> deadline) const noexcept;
+  /// Whether `error` from an open is one the backoff paces (not a cancel, not the pool closing).
+  [[nodiscard]] bool paced(std::error_code error) const noexcept;
 
   /// Gives new slots to waiters, as many as the budget allows.
   void serve_waiters(endpoint_slab& slab) noexcept;
@@ -217,14 +258,19 @@ class pool_core {
   void on_wait(endpoint_slab& slab) noexcept;
   /// Slots opening or tasks waiting on the pool: it cannot be destroyed now.
   [[nodiscard]] std::string busy() const;
-  /// Idle connections past their idle time or lifetime are closed.
-  void sweep() noexcept;
+  /// The part's timer came: idle connections past their idle time or lifetime are closed,
+  /// background health checks start, backoff steps and the warm minimum are served; the timer
+  /// is armed again for what comes next.
+  void tick() noexcept;
   /// Wakes the waiters of every slab with pool_closed.
   void fail_waiters() noexcept;
   /// Closes every idle connection of `slab`.
-  void close_idle(endpoint_slab& slab) noexcept {
-    while (slab.idle_top != nullptr) close(slab.idle_top, false);
+  void close_idle(endpoint_slab& slab, close_reason why) noexcept {
+    while (slab.idle_top != nullptr) close(slab.idle_top, why);
   }
+  /// Opens connections in the background until `min_idle_per_endpoint` are idle (or opening
+  /// for that) on this shard, within the limit and the backoff.
+  void top_up(endpoint_slab& slab) noexcept;
 
   /// A handoff from another shard arrived here.
   void on_handoff(handoff* p) noexcept;
@@ -236,12 +282,21 @@ class pool_core {
   [[nodiscard]] bool shut() const noexcept { return finished_; }
   /// The shard this part lives on.
   [[nodiscard]] const shard_core* home() const noexcept { return shard_; }
+  /// Background fibers still running (a lone shard's pool destroyed meanwhile waits for them:
+  /// see `orphan`).
+  [[nodiscard]] std::uint32_t background_running() const noexcept { return background_running_; }
+  /// The pool was destroyed while background fibers ran: they are cancelled, and the last one
+  /// to end destroys `owner` (the pool's shared state, this part with it).
+  void orphan(std::unique_ptr<pool_shared> owner) noexcept;
+  /// Background health checks at once per shard, at most.
+  static constexpr std::uint32_t max_probes = 4;
 
   /// Where a slot's CQEs go, and its monitor's.
   static void on_slot_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
   static void on_monitor_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
 
  private:
+  [[nodiscard]] close_reason release_reason(slot& s, loop_clock::time_point now) const noexcept;
   void move_to(slot* s, slot_state to) noexcept {
     assert(legal_move(s->state, to) && "illegal slot transition");
     s->state = to;
@@ -254,7 +309,7 @@ class pool_core {
     s->idle_since = now;
     slab.push_idle(s);
     if (!slab.watch_queued) queue_watchers(slab);
-    if (!sweeper_.armed) arm_sweeper();
+    if (!timer_.armed) [[unlikely]] wake_at(now + sweep_every_);
   }
   // active -> active / checking: straight to the longest waiter here, through the gate.
   void relend(endpoint_slab& slab, slot* s) noexcept;
@@ -281,12 +336,31 @@ class pool_core {
   void slot_cqe(slot* s, unsigned role, int res) noexcept;
   void monitor_cqe(slot* s, unsigned role, int res) noexcept;
   void settle_slot(slot* s) noexcept;
-  // The peer spoke up (FIN, RST, bytes): an idle slot closes now, others when they can.
-  void peer_spoke(slot* s) noexcept;
-  void arm_sweeper() noexcept;
-  void stop_sweeper() noexcept;
-  static void on_sweep(completion* c, unsigned role, int res, unsigned flags) noexcept;
+  // The peer spoke up (FIN, RST, bytes, a socket error): an idle slot closes now, others when
+  // they can. `why` is a close_reason, or error_pending.
+  void peer_spoke(slot* s, std::uint8_t why) noexcept;
+  void sweep(loop_clock::time_point now) noexcept;
+  // The part's one timer (absolute, CLOCK_MONOTONIC): armed for `at`, or moved earlier.
+  void wake_at(loop_clock::time_point at) noexcept;
+  void stop_timer() noexcept;
+  static void on_timer(completion* c, unsigned role, int res, unsigned flags) noexcept;
   void wait_for_kernel() noexcept;
+  // Connect backoff: a failed open of the current epoch is one more step; any success resets.
+  void backoff_failed(endpoint_slab& slab, slot* s, std::error_code error) noexcept;
+  void backoff_reset(endpoint_slab& slab) noexcept;
+  [[nodiscard]] loop_clock::duration backoff_delay(std::uint32_t failures) noexcept;
+  // Background work: fibers under `background_`; the part is not quiet while one runs.
+  void run_background(task<void> t);
+  static task<void> background_fiber(pool_core& core, task<void> t);
+  // idle -> probing, and its background health check.
+  void probe(slot* s) noexcept;
+  static task<void> probe_fiber(slot* s);
+  void probe_done(slot* s, bool healthy) noexcept;
+  static task<void> warm_fiber(slot* s);
+  // An idle connection for the slab's first waiter, through the gate (after an arrival or a
+  // probe); more waiting here then ask other shards.
+  void serve_first_waiter(endpoint_slab& slab) noexcept;
+  [[nodiscard]] double random_fraction() noexcept;  // [0, 1), xorshift
 
   // Across shards (handoff.cpp).
   bool release_across(endpoint_slab& slab, slot* s) noexcept;
@@ -304,19 +378,27 @@ class pool_core {
   // The config's limits in the loop clock's own units, computed once.
   loop_clock::duration lifetime_;
   loop_clock::duration idle_limit_;
+  loop_clock::duration check_every_;  // health_check_interval; zero when off
+  loop_clock::duration sweep_every_;  // the timer's period while there are idle connections
   std::uint32_t max_uses_;
+  socket_options sockopts_;
   std::unordered_map<endpoint, std::unique_ptr<endpoint_slab>> slabs_;
   // Single-entry cache of the last slab looked up: a proxy talks to a few upstreams in bursts.
   const endpoint* last_key_ = nullptr;
   endpoint_slab* last_slab_ = nullptr;
 
-  struct sweeper : completion {
+  struct part_timer : completion {
     pool_core* core = nullptr;
-    __kernel_timespec interval{};
+    __kernel_timespec at{};  // the kernel reads it at submission
+    loop_clock::time_point due{};
     bool armed = false;
     bool removing = false;
-  } sweeper_;
-  std::uint64_t outstanding_ = 0;  // CQEs owed to this part (slots and sweeper)
+  } timer_;
+  std::uint64_t outstanding_ = 0;  // CQEs owed to this part (slots and timer)
+  cancel_node background_;         // under the shard's root: the part's background fibers
+  std::uint32_t background_running_ = 0;
+  std::uint32_t probes_running_ = 0;
+  std::uint64_t random_state_;
   std::uint64_t live_ = 0;         // slots not free, over all slabs
   bool closing_ = false;           // begin_close ran
   bool finished_ = false;          // closed and quiet, reported to pool_shared
@@ -325,6 +407,7 @@ class pool_core {
     pool_core* core = nullptr;
   } watch_hook_;
   std::vector<endpoint_slab*> to_watch_;  // slabs with slots that became idle this turn
+  std::unique_ptr<pool_shared> orphan_;   // see orphan()
 };
 
 }  // namespace conpool::detail

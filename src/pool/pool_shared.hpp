@@ -43,7 +43,9 @@ struct handoff : post_target {
   // A connection's hand-off: the connection.
   conpool::flow flow;
   loop_clock::time_point created_at{};
+  loop_clock::time_point expires_at{};
   loop_clock::time_point idle_since{};
+  loop_clock::time_point checked_at{};
   std::uint32_t use_count = 0;
   bool answer = false;  // it answers an ask_idle (the asker may ask again)
 

@@ -94,6 +94,14 @@ class endpoint_slab {
   void* tls_session = nullptr;  // WOLFSSL_SESSION*: the last session, offered on a new connection
   std::string last_error;       // the last failed open, in words (pool::last_error)
 
+  // Connect backoff (config::connect_backoff) and the warm minimum.
+  std::uint32_t open_failures = 0;  // failed opens in a row (opens in flight together: one)
+  std::uint32_t open_epoch = 0;     // bumped by each counted failure and by a success
+  loop_clock::time_point next_open_at{};  // while backing off: no open before this
+  bool trial_open = false;          // while backing off: the one open allowed is out
+  std::error_code last_open_error;  // what the last failed open gave
+  std::uint32_t warming = 0;        // opens for the idle stack in flight (warm minimum)
+
   // Circuit breaker (with_circuit_breaker).
   breaker_state breaker = breaker_state::closed;
   int consecutive_failures = 0;

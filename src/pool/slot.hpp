@@ -7,6 +7,7 @@
 #include <coroutine>
 #include <cstdint>
 
+#include <conpool/close_reason.hpp>
 #include <conpool/detail/cancel_node.hpp>
 #include <conpool/detail/io_op.hpp>
 #include <conpool/flow.hpp>
@@ -26,8 +27,9 @@ enum class slot_state : std::uint8_t {
   active,    ///< leased
   closing,   ///< its close is in the kernel; free once the kernel owes it nothing
   leaving,   ///< bound for another shard; sent once the kernel owes it nothing
+  probing,   ///< off the idle stack for a background health check (still counted idle)
 };
-inline constexpr int slot_state_count = 7;
+inline constexpr int slot_state_count = 8;
 
 /// What the kernel holds of one of a slot's standing operations (its watcher, its monitor).
 enum class kernel_op : std::uint8_t {
@@ -40,6 +42,10 @@ enum class kernel_op : std::uint8_t {
 /// whole life, leased or idle, so that a FIN or RST is known at no per-request cost (a data
 /// wake-up does not match its mask; the kernel filters it before any work). Its own completion,
 /// as a slot's roles are taken by the watcher, its cancel, the close and a TLS close_notify.
+/// `slot::gone_why` when the socket holds an error not read yet (reset or keepalive timeout:
+/// the close asks SO_ERROR which, unless a lease's read took it first).
+inline constexpr std::uint8_t error_pending = 0xff;
+
 struct peer_monitor : completion {
   struct slot* owner = nullptr;
 };
@@ -56,15 +62,22 @@ struct slot : completion {
   endpoint_slab* slab = nullptr;
   conpool::flow flow;
   loop_clock::time_point created_at{};
+  loop_clock::time_point expires_at{};  // created_at + its lifetime (jittered)
   loop_clock::time_point idle_since{};  // when it last became idle (or opened)
+  loop_clock::time_point lent_at{};     // when its last lease began
+  loop_clock::time_point checked_at{};  // its last background health check
   std::uint32_t use_count = 0;          // times handed out
   slot_state state = slot_state::free;
   kernel_op watcher = kernel_op::off;   // armed only while idle
   kernel_op monitor = kernel_op::off;   // armed from open to close (or leaving)
   std::uint8_t owed = 0;                // CQEs the kernel owes this slot (monitor's included)
   bool peer_gone = false;   // the peer closed, reset or wrote unasked: never handed out again
+  std::uint8_t gone_why = 0;  // why it must not be lent (a close_reason, or error_pending)
   std::uint8_t bound_for = 0;  // leaving: the shard it goes to
   bool answers_ask = false;   // leaving: it answers that shard's ask_idle
+  bool warming = false;       // opening: for the idle stack, by the pool itself
+  bool trial = false;         // opening: the one open an endpoint that backs off allows
+  std::uint32_t open_epoch = 0;  // opening: the slab's backoff epoch when it began
   slot* prev = nullptr;     // idle stack links; `next` also links the free list
   slot* next = nullptr;
   peer_monitor monitor_op;

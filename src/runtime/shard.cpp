@@ -307,9 +307,9 @@ int shard_core::notify_fd() {
   return fd;
 }
 
-detached_fiber shard_core::run_detached(task<void> t) {
+detached_fiber shard_core::run_detached(cancel_node* parent, task<void> t) {
   // A node per fiber: a node parks the one thing its fiber waits on.
-  cancel_node node(&root_);
+  cancel_node node(parent);
   task_access::bind(t, &node);
   try {
     co_await std::move(t);
@@ -319,9 +319,11 @@ detached_fiber shard_core::run_detached(task<void> t) {
   --spawned_;
 }
 
-void shard_core::spawn(task<void> t) {
+void shard_core::spawn(task<void> t) { spawn_under(root_, std::move(t)); }
+
+void shard_core::spawn_under(cancel_node& parent, task<void> t) {
   if (!t.valid()) throw std::invalid_argument("conpool::shard::spawn: empty task");
-  detached_fiber f = run_detached(std::move(t));
+  detached_fiber f = run_detached(&parent, std::move(t));
   try {
     schedule(f.handle);
   } catch (...) {

@@ -126,6 +126,9 @@ class shard_core {
   std::size_t poll();
   int notify_fd();
   void spawn(task<void> t);
+  /// `spawn`, with the fiber's node under `parent` instead of the shard's root: its owner
+  /// cancels such fibers itself (a pool's background work, cancelled when the pool closes).
+  void spawn_under(cancel_node& parent, task<void> t);
   [[nodiscard]] std::size_t spawned() const noexcept { return spawned_; }
 
   /// The shards this one works with, and its place among them.
@@ -195,7 +198,7 @@ class shard_core {
   void go_online() noexcept { go_offline(); }
   void drain_spawned() noexcept;
   void rethrow_spawn_error();
-  detached_fiber run_detached(task<void> t);
+  detached_fiber run_detached(cancel_node* parent, task<void> t);
 
   io_uring ring_{};
   std::unique_ptr<shard_group> own_group_;  // a lone shard's group of one

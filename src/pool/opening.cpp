@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// Opening a connection in a slot: resolve, connect (socket options from the config), TLS,
+// under connect_timeout; the slot's transitions record the outcome (and the endpoint's
+// connect backoff with it).
+#include "opening.hpp"
+
+#include <chrono>
+#include <vector>
+
+#include <conpool/cancel.hpp>
+
+#include "lease_access.hpp"
+#include "pool_shared.hpp"
+
+namespace conpool::detail {
+
+namespace {
+
+std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+}
+
+// Tries every address of the endpoint in turn; the last failure is the one reported.
+// TLS endpoints then run the handshake (the same deadline covers both); a TLS failure is the
+// server's answer, not an address's, and ends the attempt.
+task<result<flow>> dial(pool_core& core, endpoint_slab& slab) {
+  const endpoint& ep = slab.ep;
+  result<std::vector<socket_address>> addresses = co_await core.names.resolve(ep.host, ep.port);
+  if (!addresses) {
+    slab.last_error = describe(addresses.error(), ep, "resolve");
+    co_return fail(addresses.error());
+  }
+  std::error_code last;
+  for (const socket_address& a : *addresses) {
+    result<flow> f = co_await connect(a, {}, core.socket_settings());
+    if (f && ep.tls) {
+      if (result<void> secured = co_await tls_open(*f, slab); !secured) {
+        (void)co_await f->close();  // tls_open put wolfSSL's reason in last_error
+        co_return fail(secured.error());
+      }
+    }
+    if (f) co_return std::move(*f);
+    last = f.error();
+    if (last == std::errc::operation_canceled) break;
+  }
+  if (last != std::errc::operation_canceled) slab.last_error = describe(last, ep, "connect");
+  co_return fail(last);
+}
+
+task<result<flow>> dial_bounded(slot* s) {
+  pool_core& core = s->slab->core;
+  result<flow> f;
+  if (core.cfg.connect_timeout) {
+    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab));
+  } else {
+    f = co_await dial(core, *s->slab);
+  }
+  if (!f && f.error() == errc::timed_out) {
+    s->slab->last_error = describe(errc::connect_timeout, s->slab->ep, "connect");
+    co_return fail(errc::connect_timeout);
+  }
+  co_return f;
+}
+
+}  // namespace
+
+task<result<connection>> open(slot* s) {
+  pool_core& core = s->slab->core;
+  result<flow> f;
+  try {
+    f = co_await dial_bounded(s);
+  } catch (...) {
+    core.open_failed(s, make_error_code(errc::unhealthy));
+    throw;
+  }
+  if (!f) {
+    core.open_failed(s, f.error());
+    co_return fail(f.error());
+  }
+  core.opened(s, std::move(*f));
+  if (core.closed) {  // closed while connecting: the connection is not lent
+    core.close(s, close_reason::pool_closed);
+    co_return fail(errc::pool_closed);
+  }
+  core.lend_fresh(s);
+  co_return lease_access::make(s);
+}
+
+task<std::error_code> open_idle(slot* s) {
+  pool_core& core = s->slab->core;
+  result<flow> f = co_await dial_bounded(s);
+  if (!f) {
+    core.open_failed(s, f.error());
+    co_return f.error();
+  }
+  core.opened(s, std::move(*f));
+  core.park(s);
+  co_return std::error_code{};
+}
+
+}  // namespace conpool::detail
