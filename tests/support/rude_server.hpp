@@ -2,7 +2,8 @@
 #pragma once
 // An echo server on a thread of its own (a plain poll() loop, no io_uring) that misbehaves on
 // purpose: it can close (FIN) or reset (RST) each connection right after each reply, or reset it
-// 0-10 ms after the reply, and another thread can have it close every connection it holds at a
+// 0-10 ms after the reply, or close a connection unanswered when a second request comes on it
+// (a server closing an idle connection just as it is reused, made exact), and another thread can have it close every connection it holds at a
 // moment of its choosing (the call returns once they are closed).
 //
 // Right after a reply is two syscalls (send, close): a server thread preempted between them
@@ -31,7 +32,7 @@ namespace conpool::testing {
 
 class rude_server {
  public:
-  enum class after_reply { keep, fin, rst, rst_later };
+  enum class after_reply { keep, fin, rst, rst_later, close_on_reuse };
 
   explicit rude_server(after_reply mode = after_reply::keep, bool fin_in_reply = false)
       : mode_(mode), fin_in_reply_(fin_in_reply) {
@@ -76,6 +77,7 @@ class rude_server {
   struct conn {
     int fd;
     std::chrono::steady_clock::time_point close_at;  // max(): none planned
+    int answered = 0;
   };
 
   void poke() const noexcept {
@@ -130,10 +132,11 @@ class rude_server {
         }
         if (i + 2 < fds.size() && fds[i + 2].revents != 0) {
           const ssize_t n = ::recv(c.fd, buf.data(), buf.size(), 0);
-          if (n <= 0) {
+          if (n <= 0 || (mode_ == after_reply::close_on_reuse && c.answered > 0)) {
             ::close(c.fd);
             continue;
           }
+          ++c.answered;
           const bool closes = mode_ == after_reply::fin || mode_ == after_reply::rst;
           if (closes && fin_in_reply_) {
             const int on = 1;
