@@ -331,6 +331,35 @@ TEST_CASE("background health checks evict a failing connection before any caller
   });
 }
 
+TEST_CASE("background work: a lone shard's pool destroyed while checks and warming run") {
+  for (const ring_mode m : testing::ring_modes()) {
+    CAPTURE(testing::name(m));
+    testing::fd_leak_check leaks;
+    shard s({.mode = m});
+    s.run([]() -> task<void> {
+      test_server server;
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn(server.run(sc));
+        int checking = 0;
+        {
+          config c;
+          c.min_idle_per_endpoint = 2;
+          c.health_check_interval = 0.01s;
+          c.health_check = [&checking](flow&) -> task<bool> {
+            ++checking;
+            co_return (co_await sleep_for(1h)).has_value();  // cut when the pool goes
+          };
+          pool p(c);
+          REQUIRE(co_await p.with_connection(server.where(), ping) == "ping");
+          CHECK(co_await until([&] { return checking >= 2; }));
+        }  // destroyed with two checks in flight: they are cancelled, the last frees the pool
+        CHECK(co_await until([&] { return server.open_now == 0; }));
+        sc.cancel();
+      });
+    }());
+  }
+}
+
 TEST_CASE("warm minimum: restored after the server closes every idle connection") {
   for_each_ring_mode([](ring_mode m) {
     config c;
@@ -504,5 +533,23 @@ TEST_CASE("close reasons: idle time, counted per reason in the stats") {
     std::ostringstream printed;
     printed << st;
     CHECK(printed.str() == "active=0 idle=0 created=2 reused=0 closed=2 errors=0 idle_expired=2");
+  });
+}
+
+// A measurement, not a test (skipped unless asked for: `dead_upstream_test -tc='*default*'
+// --no-skip`): how long the default keepalive takes to find a blackholed idle connection.
+TEST_CASE("measure: default keepalive detection of a blackholed idle connection" *
+          doctest::skip()) {
+  private_net net;
+  REQUIRE(net.why_not().empty());
+  with_pool(ring_mode::automatic, default_config(), [&](pool& p, test_server& server) -> task<void> {
+    const endpoint ep = server.where();
+    REQUIRE(co_await p.with_connection(ep, ping) == "ping");
+    REQUIRE(net.blackhole(ep.port));
+    const auto cut = clock_type::now();
+    CHECK(co_await until([&] { return p.stats(ep).idle == 0; }, 120s));
+    MESSAGE("default keepalive (15 s / 15 s / 3): evicted after " << seconds_since(cut) << " s, "
+            << p.stats(ep));
+    REQUIRE(net.restore());
   });
 }

@@ -83,8 +83,9 @@ struct config {
   std::optional<connect_backoff_settings> connect_backoff = connect_backoff_settings{};
   /// Bound on opening a connection (name resolution and TCP connect); none = no bound. > 0.
   std::optional<std::chrono::duration<double>> connect_timeout{10.0};
-  /// Bound on waiting for a connection when the endpoint is at its limit
-  /// (`errc::acquire_timeout`); none = wait as long as it takes. >= 0.
+  /// Bound on waiting for a connection when the endpoint is at its limit or backs off after
+  /// failed opens (`errc::acquire_timeout`); none = wait at the limit as long as it takes, and
+  /// fail at once while the endpoint backs off. >= 0.
   std::optional<std::chrono::duration<double>> acquire_timeout;
   /// How long resolved addresses of a host name are reused. >= 0.
   std::chrono::duration<double> dns_ttl{300.0};

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include <conpool/cancel.hpp>
+
 #include "opening.hpp"
 #include "pool_shared.hpp"
 
@@ -108,6 +110,7 @@ void pool_core::shut_now() noexcept {
 
 void pool_core::orphan(std::unique_ptr<pool_shared> owner) noexcept {
   orphan_ = std::move(owner);
+  closed = true;  // nothing new starts; what runs ends soon and closes its connection
   background_.cancel();
 }
 
@@ -344,7 +347,9 @@ void pool_core::relend(endpoint_slab& slab, slot* s) noexcept {
     to_idle(s, loop_now());
     return;
   }
-  // Active (or checking): its waiter counts the use once it resumes with it.
+  // Active (or checking): its waiter counts the use once it resumes with it. It was idle for
+  // no time at all (idle_for() of the next lease).
+  s->idle_since = loop_now();
   if (checks_health) {
     if (s->state != slot_state::checking) move_to(s, slot_state::checking);
   } else {
@@ -774,7 +779,15 @@ task<void> pool_core::probe_fiber(slot* s) {
   pool_core& core = s->slab->core;
   bool healthy = false;
   try {
-    healthy = co_await core.cfg.health_check(s->flow);
+    // No caller's deadline bounds it: connect_timeout does (a check that hangs fails).
+    if (core.cfg.connect_timeout) {
+      result<bool> r = co_await with_timeout(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(*core.cfg.connect_timeout),
+          core.cfg.health_check(s->flow));
+      healthy = r.has_value() && *r;
+    } else {
+      healthy = co_await core.cfg.health_check(s->flow);
+    }
   } catch (...) {
     healthy = false;  // a check that throws found the connection unusable
   }
