@@ -84,15 +84,15 @@ using lease_result_t =
 /// run (none idle, waiters queued, a health check, the pool closed).
 slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep);
 /// Everything else: the gate with health_check, a new connection, or a wait at the limit.
-/// `fresh`: never an idle connection (a new one, or one handed straight over by a release).
-task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep, bool fresh = false);
+task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep);
 /// Closes a lease after its user's error.
 void close_after_error(connection&& c) noexcept;
 /// Whether `error` is a stale reused connection's: the peer had closed or reset it, and no
 /// byte was read from it since `read_before`.
 bool stale_failure(const connection& c, std::uint64_t read_before, std::error_code error) noexcept;
-/// Closes a stale lease (its reason from what the peer did) and counts a retry.
-void close_stale(connection&& c, std::error_code error) noexcept;
+/// Closes a stale lease (its reason from what the peer did), counts a retry, and opens a new
+/// connection in its place (its budget passes on: no wait at the limit, no idle one).
+task<result<connection>> reopen_stale(connection&& c, std::error_code error);
 /// The circuit breaker's verdict on one call.
 struct breaker_ticket {
   bool admitted = false;
@@ -274,8 +274,7 @@ task<detail::lease_result_t<F>> pool::with_connection(endpoint ep, F f, stale_re
             detail::close_after_error(std::move(*c));
             co_return r;
           }
-          detail::close_stale(std::move(*c), r.error());
-          c = co_await detail::acquire_slow(*shared_, ep, true);
+          c = co_await detail::reopen_stale(std::move(*c), r.error());
           if (!c) co_return fail(c.error());
         } else {
           release(std::move(*c));

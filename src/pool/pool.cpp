@@ -219,7 +219,7 @@ bool rides_out(const pool_core& core, const endpoint_slab& slab, std::error_code
 }
 }  // namespace
 
-task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep, bool fresh) {
+task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
   pool_core& core = shared.part();
   // acquire_timeout bounds the whole wait, however many turns at the limit (or backoff
   // steps) it takes.
@@ -233,7 +233,7 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep, bool fre
     endpoint_slab& slab = core.slab_for(ep);
     slot* s = nullptr;
     if (slab.waiters_head == nullptr && slab.draining == 0) {
-      if (!fresh) s = core.pop_fit(slab);
+      s = core.pop_fit(slab);
       if (s != nullptr) {
         (void)core.lend(s);
       } else if (slot* opening = core.take_new(slab)) {
@@ -347,16 +347,38 @@ bool detail::stale_failure(const connection& c, std::uint64_t read_before,
           error == std::errc::broken_pipe || error == std::errc::connection_aborted);
 }
 
-void detail::close_stale(connection&& c, std::error_code error) noexcept {
+namespace {
+// Waits for a closing slot's place (see pool_core::pass_on); not cancellable: the close it
+// waits for is the kernel's, a few microseconds (a cancelled caller's open then fails at once).
+struct heir_awaiter {
+  pool_core& core;
+  slot* s;
+  slot_waiter& w;
+  close_reason why;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    w.handle = h;
+    core.pass_on(s, &w, why);
+  }
+  void await_resume() const noexcept {}
+};
+}  // namespace
+
+task<result<connection>> detail::reopen_stale(connection&& c, std::error_code error) {
   slot* s = lease_access::take(c);
-  if (s == nullptr) return;
   pool_core& core = s->slab->core;
   bump(s->slab->stats.retries);
   close_reason why = error == errc::end_of_stream || error == std::errc::broken_pipe
                          ? close_reason::peer_closed
                          : close_reason::peer_reset;
   if (s->peer_gone) why = pool_core::gone_reason(*s);
-  core.close(s, why);
+  slot_waiter w;
+  w.slab = s->slab;
+  co_await heir_awaiter{core, s, w, why};
+  if (w.granted != nullptr) co_return co_await open(w.granted);
+  // No new connection now: the pool closed, or close_all_connections drains the endpoint
+  // (then the first failure stands).
+  co_return fail(w.pool_closed ? make_error_code(errc::pool_closed) : error);
 }
 
 task<bool> pool::is_healthy(connection& c, bool check_readable) {

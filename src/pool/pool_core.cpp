@@ -418,10 +418,31 @@ void pool_core::count_close(endpoint_slab& slab, close_reason why) noexcept {
 void pool_core::finished(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
   s->flow = conpool::flow();  // its socket is closed; this frees a TLS session's memory
+  slot_waiter* heir = std::exchange(s->heir, nullptr);
   move_to(s, slot_state::free);
   vacate(s);
+  if (heir != nullptr) {
+    inherit(slab, heir);
+    return;
+  }
   give_back_budget(slab);
   if (cfg.min_idle_per_endpoint > 0) top_up(slab);  // an eviction: warm again
+}
+
+void pool_core::inherit(endpoint_slab& slab, slot_waiter* heir) noexcept {
+  if (closed || slab.draining > 0) {
+    heir->pool_closed = closed;
+    shard_->schedule(heir->handle);
+    give_back_budget(slab);
+    return;
+  }
+  ++live_;
+  slot* s = slab.take_free();  // the place just freed: the budget never went back
+  move_to(s, slot_state::opening);
+  s->open_epoch = slab.open_epoch;
+  s->trial = false;
+  heir->granted = s;
+  shard_->schedule(heir->handle);
 }
 
 void pool_core::give_back_budget(endpoint_slab& slab) noexcept {

@@ -11,6 +11,7 @@
 //   from      to         transition        when
 //   free      opening    take_new          a task may open a connection (budget taken)
 //   free      idle       adopt             a connection came from another shard (checked)
+//   free      opening    inherit           a stale connection's place, for its retry (budget kept)
 //   opening   free       open_failed       the connect or handshake failed
 //   opening   active     lend_fresh        opened for the task that asked
 //   opening   idle       park              opened by warm_endpoint
@@ -233,6 +234,13 @@ class pool_core {
   /// `why`: its standing operations are cancelled, IORING_OP_CLOSE; the slot is free once
   /// every CQE is in.
   void close(slot* s, close_reason why) noexcept;
+  /// Closes a stale lease for `why`; once the kernel has closed it, its place (and budget) goes
+  /// to `heir` as an opening slot (`inherit`), or, when nothing may open now, `heir` resumes
+  /// without one (`pool_closed` set if the pool closed).
+  void pass_on(slot* s, slot_waiter* heir, close_reason why) noexcept {
+    s->heir = heir;
+    close(s, why);
+  }
   /// A close counted (stats, per reason, the hook) for a connection of `slab`.
   void count_close(endpoint_slab& slab, close_reason why) noexcept;
   /// The options every pooled socket gets before it connects.
@@ -316,6 +324,7 @@ class pool_core {
   void grant(endpoint_slab& slab, slot* s) noexcept;
   void sent(slot* s) noexcept;
   void finished(slot* s) noexcept;
+  void inherit(endpoint_slab& slab, slot_waiter* heir) noexcept;
   void vacate(slot* s) noexcept;
   // A connection of `slab` is gone for good: its budget goes to a waiter here or elsewhere.
   void give_back_budget(endpoint_slab& slab) noexcept;

@@ -17,6 +17,7 @@ namespace conpool::detail {
 using loop_clock = std::chrono::steady_clock;
 
 class endpoint_slab;
+struct slot_waiter;
 
 /// Where a slot is in its life (see pool_core.hpp for the moves between these).
 enum class slot_state : std::uint8_t {
@@ -78,6 +79,7 @@ struct slot : completion {
   bool warming = false;       // opening: for the idle stack, by the pool itself
   bool trial = false;         // opening: the one open an endpoint that backs off allows
   std::uint32_t open_epoch = 0;  // opening: the slab's backoff epoch when it began
+  slot_waiter* heir = nullptr;  // closing: the task that reopens in its place (stale retry)
   slot* prev = nullptr;     // idle stack links; `next` also links the free list
   slot* next = nullptr;
   peer_monitor monitor_op;
