@@ -119,9 +119,9 @@ TEST_CASE("dead upstream: keepalive and user timeout reach the socket; bad value
       ::getsockopt(fd, level, name, &v, &len);
       return v;
     };
-    CHECK(get(SOL_SOCKET, SO_KEEPALIVE) == 1);  // on by default: 15 s, 15 s, 3 probes
+    CHECK(get(SOL_SOCKET, SO_KEEPALIVE) == 1);  // on by default: 15 s, 5 s, 3 probes
     CHECK(get(IPPROTO_TCP, TCP_KEEPIDLE) == 15);
-    CHECK(get(IPPROTO_TCP, TCP_KEEPINTVL) == 15);
+    CHECK(get(IPPROTO_TCP, TCP_KEEPINTVL) == 5);
     CHECK(get(IPPROTO_TCP, TCP_KEEPCNT) == 3);
     CHECK(get(IPPROTO_TCP, TCP_USER_TIMEOUT) == 2500);
     CHECK(get(IPPROTO_TCP, TCP_NODELAY) == 1);
@@ -460,6 +460,51 @@ TEST_CASE("connect backoff: 50 tasks ride out a port that refuses for 1 s, then 
   });
 }
 
+TEST_CASE("connect backoff: callers that try again at once do not hammer a server that is down") {
+  // The soak of the issue in small: 50 tasks that try again as soon as they fail, against a
+  // port that refuses for 1 s and then listens; failed opens counted with backoff on and off.
+  auto failed_opens = [](bool backoff) {
+    testing::refusing_port port;
+    config c;
+    if (!backoff) c.connect_backoff.reset();
+    std::uint64_t failed = 0;
+    with_pool(ring_mode::automatic, c, [&](pool& p, test_server&) -> task<void> {
+      const endpoint ep{port.address.host(), port.address.port()};
+      int served = 0;
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn([](int fd) -> task<void> {
+          REQUIRE(co_await sleep_for(1s));
+          REQUIRE(::listen(fd, 128) == 0);
+        }(port.fd));
+        for (int i = 0; i < 50; ++i) {
+          sc.spawn([](pool& p, const endpoint& ep, int& served) -> task<void> {
+            for (;;) {
+              result<connection> lease = co_await p.acquire(ep);
+              if (lease) {
+                ++served;
+                p.release(std::move(*lease));
+                co_return;
+              }
+              (void)co_await io::nop();  // the caller's own loop: it yields, then tries again
+            }
+          }(p, ep, served));
+        }
+        co_await sc.join();
+      });
+      CHECK(served == 50);
+      failed = p.stats(ep).errors;
+      p.close_idle_connections(ep);
+    });
+    return failed;
+  };
+  const std::uint64_t paced = failed_opens(true);
+  const std::uint64_t unpaced = failed_opens(false);
+  MESSAGE("1 s outage, 50 tasks trying again at once: " << paced << " failed opens with backoff, "
+                                                        << unpaced << " without");
+  CHECK(paced <= 10 + 7);
+  CHECK(unpaced > 20 * paced);
+}
+
 TEST_CASE("connect backoff: without acquire_timeout, callers fail fast with the last error") {
   testing::refusing_port port;
   with_pool(ring_mode::automatic, default_config(), [&](pool& p, test_server&) -> task<void> {
@@ -545,8 +590,9 @@ TEST_CASE("measure: default keepalive detection of a blackholed idle connection"
     REQUIRE(net.blackhole(ep.port));
     const auto cut = clock_type::now();
     CHECK(co_await until([&] { return p.stats(ep).idle == 0; }, 120s));
-    MESSAGE("default keepalive (15 s / 15 s / 3): evicted after " << seconds_since(cut) << " s, "
+    MESSAGE("default keepalive (15 s / 5 s / 3): evicted after " << seconds_since(cut) << " s, "
             << p.stats(ep));
+    CHECK(p.stats(ep).closed_for(close_reason::keepalive_timeout) == 1);
     REQUIRE(net.restore());
   });
 }

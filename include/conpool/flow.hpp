@@ -99,7 +99,7 @@ class flow {
 /// Detection takes about idle + probes * interval.
 struct keepalive_settings {
   std::chrono::duration<double> idle{15.0};
-  std::chrono::duration<double> interval{15.0};
+  std::chrono::duration<double> interval{5.0};
   int probes = 3;
 };
 
