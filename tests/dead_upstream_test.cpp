@@ -381,6 +381,40 @@ TEST_CASE("warm minimum: restored after the server closes every idle connection"
   });
 }
 
+TEST_CASE("warm minimum: a server that closes every new connection gets no reconnect loop") {
+  config c;
+  c.min_idle_per_endpoint = 2;
+  against(rude_server::after_reply::close_at_accept, ring_mode::automatic, c,
+          [](pool& p, const endpoint& ep) -> task<void> {
+    REQUIRE(co_await p.warm_endpoint(ep, 1));
+    REQUIRE(co_await sleep_for(1500ms));
+    const endpoint_stats st = p.stats(ep);
+    MESSAGE("1.5 s against a server closing at accept: " << st.total_created
+                                                          << " connections opened");
+    // Warmed again at each tick (1 s here), not as fast as the server can close them.
+    CHECK(st.total_created >= 2);
+    CHECK(st.total_created <= 8);
+    CHECK(st.closed_for(close_reason::peer_closed) + st.closed_for(close_reason::peer_reset) >= 1);
+  });
+}
+
+TEST_CASE("timer: a backoff step far ahead does not hold back the idle sweep") {
+  testing::refusing_port port;
+  config c;
+  c.max_idle_time = 0.2s;
+  c.connect_backoff = connect_backoff_settings{.base = 5s, .cap = 5s};
+  with_pool(ring_mode::automatic, c, [&](pool& p, test_server& server) -> task<void> {
+    const endpoint down{port.address.host(), port.address.port()};
+    CHECK(!co_await p.acquire(down));  // its next step: ~5 s away, the timer armed for it
+    const endpoint ep = server.where();
+    REQUIRE(co_await p.warm_endpoint(ep, 1));
+    const auto start = clock_type::now();
+    CHECK(co_await until([&] { return p.stats(ep).idle == 0; }, 2s));
+    CHECK(seconds_since(start) < 1.0);
+    CHECK(p.stats(ep).closed_for(close_reason::idle_expired) == 1);
+  });
+}
+
 TEST_CASE("lifetime jitter: connections opened together do not expire together") {
   auto spread = [](double jitter) {
     std::vector<clock_type::time_point> closed;

@@ -45,8 +45,8 @@ struct config {
   /// Uses after which a connection is retired; none = unlimited. >= 1.
   std::optional<int> max_connection_uses;
   /// Run on a connection before it is reused (taken from the idle stack, given back to a
-  /// waiting task, or arrived from another shard; not on a connection just opened); false, or
-  /// an exception, closes it and the caller gets another.
+  /// waiting task, or arrived from another shard; not on a connection opened for its caller);
+  /// false, or an exception, closes it and the caller gets another.
   std::function<task<bool>(flow&)> health_check;
   /// Strict mode: before every reuse, ask the kernel whether the peer closed, reset or wrote
   /// (one non-blocking recv(MSG_PEEK) syscall a reuse). Off: the pool relies on what its
@@ -56,8 +56,8 @@ struct config {
   bool check_on_reuse = false;
   /// Background health checks: an idle connection not handed out (nor checked) for this long
   /// has `health_check` run on it by the pool, each one's turn jittered by up to 10%, at most 4
-  /// at once per shard; one that fails is closed before a caller sees it. None = off. Needs
-  /// `health_check`. > 0.
+  /// at once per shard, each bounded by `connect_timeout`; one that fails (or runs out of
+  /// time) is closed before a caller sees it. None = off. Needs `health_check`. > 0.
   std::optional<std::chrono::duration<double>> health_check_interval;
   /// A warm minimum (HikariCP's minimumIdle, Envoy's preconnect): on each shard that has used
   /// an endpoint, the pool opens connections in the background, within the limit and paced by

@@ -24,7 +24,9 @@
 /// the shard that acquired it. Stats are kept per shard and summed when read, from any thread.
 ///
 /// Destroying a lone shard's pool closes every connection (all leases must be back by then);
-/// use `co_await close_pool()` to wait for leases instead. A runtime's pools are closed when
+/// background work still running (health checks, warming) is cancelled and the pool freed
+/// once it has ended, in the shard's next turns. Use `co_await close_pool()` to wait for
+/// leases instead. A runtime's pools are closed when
 /// its run ends, and destroyed after it.
 ///
 /// Example:
@@ -113,7 +115,8 @@ enum class stale_retry : bool {
   /// broken_pipe, connection_aborted) on a reused connection before reading any byte of it
   /// runs once more on a new connection (as Go's Transport, Envoy and Pingora retry). Only
   /// for requests that are safe to send twice (idempotent): the first may have reached the
-  /// server before it closed.
+  /// server before it closed. The new connection opens in the stale one's place (no wait at
+  /// the limit), not paced by `connect_backoff` (it replaces a connection that worked).
   once,
 };
 
@@ -130,7 +133,8 @@ class pool {
   /// it; `group` must outlive it (see shard_group.hpp). Throws std::invalid_argument naming a
   /// bad `config` field.
   explicit pool(shard_group& group, config settings = default_config());
-  /// Closes every connection at once; leases still out abort the program (a bug: they would
+  /// Closes every connection at once (with background work running: once it has ended, in the
+  /// shard's next turns); leases still out abort the program (a bug: they would
   /// outlive their pool), and so does a part still open on another shard (close_pool first).
   ~pool();
   pool(const pool&) = delete;

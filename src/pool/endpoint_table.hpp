@@ -37,6 +37,7 @@ struct alignas(64) shard_stats {
   std::atomic<std::uint64_t> total_closed{0};
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> probing{0};  // of `idle`: in a background health check
   // Cold: written on a close, after the hot gauges' line.
   std::atomic<std::uint64_t> closed_by[close_reason_count]{};
 };

@@ -207,7 +207,9 @@ void pool_core::ask(endpoint_slab& slab) noexcept {
   const unsigned n = shared.group.size();
   for (unsigned k = 1; k < n; ++k) {
     const unsigned j = (index + k) % n;
-    if (read(slab.entry.sides[j].idle) == 0) continue;
+    // Idle there, not counting those in a background check (pop_fit would not find them).
+    const shard_stats& there = slab.entry.sides[j];
+    if (read(there.idle) <= read(there.probing)) continue;
     auto* p = new handoff;
     p->kind = handoff_kind::ask_idle;
     p->entry = &slab.entry;
@@ -241,7 +243,10 @@ void pool_core::begin_close() noexcept {
 }
 
 void pool_core::report_if_shut() noexcept {
-  if (finished_ || live_ != 0 || outstanding_ != 0 || background_running_ != 0) return;
+  if (finished_ || live_ != 0 || outstanding_ != 0 || background_running_ != 0 ||
+      background_hook_.queued) {
+    return;
+  }
   for (const auto& [ep, slab] : slabs_) {
     if (!slab->drained.handles.empty()) return;  // a close_all_connections still winds up
   }

@@ -88,7 +88,13 @@ task<result<connection>> open(slot* s) {
 
 task<std::error_code> open_idle(slot* s) {
   pool_core& core = s->slab->core;
-  result<flow> f = co_await dial_bounded(s);
+  result<flow> f;
+  try {
+    f = co_await dial_bounded(s);
+  } catch (...) {
+    core.open_failed(s, make_error_code(errc::unhealthy));  // its place and budget go back
+    throw;
+  }
   if (!f) {
     core.open_failed(s, f.error());
     co_return f.error();

@@ -143,11 +143,12 @@ pool::pool(shard_group& group, config settings) {
 
 pool::~pool() {
   shared_->group.remove_service(&shared_->service);
-  // A lone shard's pool with background work running (health checks, warming): cancelled,
-  // and the last of it frees the pool (its fibers point into it).
-  if (solo_ != nullptr && solo_->background_running() != 0 && !solo_->shut() &&
-      detail::t_current_core == solo_->home()) {
-    solo_->orphan(std::move(shared_));
+  // A pool of one shard, destroyed there with background work running (health checks,
+  // warming): the work is cancelled, and the last of it frees the pool (it points into it).
+  detail::pool_core* part = shared_->group.size() == 1 ? shared_->part_at(0) : nullptr;
+  if (part != nullptr && !part->shut() && part->background_running() != 0 &&
+      detail::t_current_core == part->home()) {
+    part->orphan(std::move(shared_));
     return;
   }
   shared_.reset();
@@ -367,7 +368,7 @@ struct heir_awaiter {
 task<result<connection>> detail::reopen_stale(connection&& c, std::error_code error) {
   slot* s = lease_access::take(c);
   pool_core& core = s->slab->core;
-  bump(s->slab->stats.retries);
+  endpoint_slab& slab = *s->slab;
   close_reason why = error == errc::end_of_stream || error == std::errc::broken_pipe
                          ? close_reason::peer_closed
                          : close_reason::peer_reset;
@@ -375,31 +376,50 @@ task<result<connection>> detail::reopen_stale(connection&& c, std::error_code er
   slot_waiter w;
   w.slab = s->slab;
   co_await heir_awaiter{core, s, w, why};
-  if (w.granted != nullptr) co_return co_await open(w.granted);
+  if (w.granted != nullptr) {
+    result<connection> fresh = co_await open(w.granted);
+    if (fresh) bump(slab.stats.retries);  // the callback runs again
+    co_return fresh;
+  }
   // No new connection now: the pool closed, or close_all_connections drains the endpoint
   // (then the first failure stands).
   co_return fail(w.pool_closed ? make_error_code(errc::pool_closed) : error);
 }
 
+namespace {
+// Why a lease is not fit to go back (is_healthy's checks, in order); none when it is.
+task<std::optional<close_reason>> unfit(slot* s, bool check_readable) {
+  pool_core& core = s->slab->core;
+  const auto now = detail::loop_now();
+  // Idle time is not counted while leased: only lifetime and uses wear a held connection.
+  if (s->peer_gone || core.worn_out(*s, now)) co_return core.unfit_reason(*s, now);
+  if (core.checks_health && !co_await core.cfg.health_check(s->flow)) {
+    co_return close_reason::health_check_failed;
+  }
+  // The kernel asked once: would block means the peer neither closed nor wrote.
+  if (check_readable && !core.peer_quiet(*s)) co_return pool_core::gone_reason(*s);
+  co_return std::nullopt;
+}
+}  // namespace
+
 task<bool> pool::is_healthy(connection& c, bool check_readable) {
   slot* s = lease_access::peek(c);
   if (s == nullptr) co_return false;
-  pool_core& core = s->slab->core;
-  // Idle time is not counted while leased: only lifetime and uses wear a held connection.
-  if (s->peer_gone || core.worn_out(*s, detail::loop_now())) co_return false;
-  if (core.checks_health && !co_await core.cfg.health_check(s->flow)) co_return false;
-  // The kernel asked once: would block means the peer neither closed nor wrote.
-  co_return !check_readable || core.peer_quiet(*s);
+  co_return !(co_await unfit(s, check_readable)).has_value();
 }
 
 task<void> pool::validate_and_release(connection&& c) {
   connection lease = std::move(c);
+  slot* s = lease_access::peek(lease);
+  if (s == nullptr) co_return;
   // With the readable probe: the monitor sees a FIN or RST while a connection is out, but not
   // stray bytes, which only this catches before the connection goes back.
-  if (co_await is_healthy(lease, true)) {
+  const std::optional<close_reason> why = co_await unfit(s, true);
+  if (!why) {
     release(std::move(lease));
   } else {
-    close(std::move(lease));
+    s = take_lease(lease, shared_.get(), "validate_and_release");
+    s->slab->core.close(s, *why);
   }
 }
 
@@ -412,8 +432,8 @@ task<result<void>> pool::warm_endpoint(endpoint ep, int count) {
     const int wanted = count - static_cast<int>(slab.stats.idle);
     for (int i = 0; i < wanted; ++i) {
       slot* s = core.take_new(slab);
-      if (s == nullptr) {  // at the limit, or backing off (then it says why)
-        if (detail::pool_core::backing_off(slab)) first_error = slab.last_open_error;
+      if (s == nullptr) {  // at the limit, or backing off (then, if nothing opened, it says why)
+        if (i == 0 && detail::pool_core::backing_off(slab)) first_error = slab.last_open_error;
         break;
       }
       sc.spawn([](slot* s, std::error_code& first_error) -> task<void> {

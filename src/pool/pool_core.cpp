@@ -45,6 +45,8 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
   timer_.core = this;
   watch_hook_.run = &pool_core::arm_queued_watchers;
   watch_hook_.core = this;
+  background_hook_.run = &pool_core::background_ended;
+  background_hook_.core = this;
   to_watch_.reserve(16);  // slabs with new idle slots in one turn: no allocation on the hit path
   // Idle and lifetime expiry share one timer per part, not one per connection: a sweep every
   // quarter of the shortest span it must resolve (idle time, lifetime, the lifetime's jitter
@@ -66,8 +68,8 @@ pool_core::~pool_core() {
   if (!finished_) shut_now();
 }
 
-std::string pool_core::busy() const {
-  if (background_running_ != 0) {
+std::string pool_core::busy(bool count_background) const {
+  if (count_background && background_running_ != 0) {
     return std::to_string(background_running_) + " background task(s) (health checks, warming)";
   }
   for (const auto& [ep, slab] : slabs_) {
@@ -104,11 +106,17 @@ void pool_core::shut_now() noexcept {
   fail_waiters();
   for (auto& [ep, slab] : slabs_) close_idle(*slab, close_reason::pool_closed);
   shard_->drop_turn_hook(&watch_hook_);
+  shard_->drop_turn_hook(&background_hook_);
   wait_for_kernel();
   finished_ = true;
 }
 
 void pool_core::orphan(std::unique_ptr<pool_shared> owner) noexcept {
+  // Leases or waiters still out are the caller's bug, stopped here as the destructor would.
+  if (std::string why = busy(false); !why.empty()) {
+    std::fprintf(stderr, "conpool: pool destroyed while in use: %s\n", why.c_str());
+    std::abort();
+  }
   orphan_ = std::move(owner);
   closed = true;  // nothing new starts; what runs ends soon and closes its connection
   background_.cancel();
@@ -330,6 +338,10 @@ void pool_core::park(slot* s) noexcept {
     close(s, closed ? close_reason::pool_closed : close_reason::drained);
     return;
   }
+  if (s->peer_gone) {  // its server closed it already
+    close(s, gone_reason(*s));
+    return;
+  }
   to_idle(s, loop_now());
   if (slab.waiters_head != nullptr) serve_first_waiter(slab);  // opened while one came
 }
@@ -426,7 +438,9 @@ void pool_core::finished(slot* s) noexcept {
     return;
   }
   give_back_budget(slab);
-  if (cfg.min_idle_per_endpoint > 0) top_up(slab);  // an eviction: warm again
+  // An eviction: warmed again at the next tick, not at once (a server that closes every new
+  // connection must not get a reconnect loop at round-trip speed).
+  if (cfg.min_idle_per_endpoint > 0) wake_at(loop_now() + sweep_every_);
 }
 
 void pool_core::inherit(endpoint_slab& slab, slot_waiter* heir) noexcept {
@@ -706,7 +720,9 @@ void pool_core::tick() noexcept {
     if (cfg.min_idle_per_endpoint > 0) top_up(*slab);
     if (slab->idle_top != nullptr) idle_left = true;
   }
-  if (idle_left || probes_running_ > 0) next = std::min(next, now + sweep_every_);
+  if (idle_left || probes_running_ > 0 || cfg.min_idle_per_endpoint > 0) {
+    next = std::min(next, now + sweep_every_);
+  }
   if (next != loop_clock::time_point::max()) wake_at(next);
 }
 
@@ -771,14 +787,28 @@ task<void> forget(std::unique_ptr<pool_shared> owner) {
 }  // namespace
 
 task<void> pool_core::background_fiber(pool_core& core, task<void> t) {
-  co_await std::move(t);
-  if (--core.background_running_ == 0 && core.orphan_) {
-    // The pool was destroyed meanwhile: this was its last fiber. Freed from a fiber of its
-    // own, next turn: this one's frame (whose node hangs under the part) is gone by then.
-    core.shard_->spawn(forget(std::move(core.orphan_)));
-    co_return;
+  try {
+    co_await std::move(t);
+  } catch (...) {
+    // Background work has no caller to tell (what it held is given back by its own code).
   }
-  if (core.closing_) core.report_if_shut();  // last: once quiet, the part may be freed
+  --core.background_running_;
+  // Whatever comes of it (the pool reported closed, or freed when orphaned) waits for the end
+  // of the turn: this fiber's node, under the part, is unlinked by then.
+  if (core.background_running_ == 0 && (core.closing_ || core.orphan_)) {
+    core.shard_->at_turn_end(&core.background_hook_);
+  }
+}
+
+void pool_core::background_ended(shard_core::turn_hook* h) noexcept {
+  pool_core& core = *static_cast<background_hook*>(h)->core;
+  if (core.orphan_) {
+    // The pool was destroyed meanwhile: freed from a fiber of its own, next turn (not from a
+    // hook: other hooks of this part may still be queued in this turn's list).
+    core.shard_->spawn(forget(std::move(core.orphan_)));
+    return;
+  }
+  core.report_if_shut();  // last: once quiet, the part may be freed
 }
 
 void pool_core::run_background(task<void> t) {
@@ -790,6 +820,7 @@ void pool_core::probe(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
   slab.unlink_idle(s);
   bump(slab.stats.idle);  // still idle to the stats: nobody holds it
+  bump(slab.stats.probing);  // but not one to give another shard (ask)
   if (s->watcher == kernel_op::armed) unwatch(s);  // the check talks on it
   move_to(s, slot_state::probing);
   ++probes_running_;
@@ -818,6 +849,7 @@ task<void> pool_core::probe_fiber(slot* s) {
 void pool_core::probe_done(slot* s, bool healthy) noexcept {
   endpoint_slab& slab = *s->slab;
   --probes_running_;
+  drop(slab.stats.probing);
   s->checked_at = loop_now();
   if (closed) {
     close(s, close_reason::pool_closed);

@@ -264,8 +264,9 @@ class pool_core {
   /// A task joined the slab's waiters: across shards, take a budget freed meanwhile, or ask a
   /// shard holding idle connections for one.
   void on_wait(endpoint_slab& slab) noexcept;
-  /// Slots opening or tasks waiting on the pool: it cannot be destroyed now.
-  [[nodiscard]] std::string busy() const;
+  /// Slots opening or tasks waiting on the pool (and, with `count_background`, background work
+  /// running): it cannot be destroyed now.
+  [[nodiscard]] std::string busy(bool count_background = true) const;
   /// The part's timer came: idle connections past their idle time or lifetime are closed,
   /// background health checks start, backoff steps and the warm minimum are served; the timer
   /// is armed again for what comes next.
@@ -317,7 +318,9 @@ class pool_core {
     s->idle_since = now;
     slab.push_idle(s);
     if (!slab.watch_queued) queue_watchers(slab);
-    if (!timer_.armed) [[unlikely]] wake_at(now + sweep_every_);
+    // The timer sweeps idle connections: due within a period (a backoff step may have armed it
+    // further out while nothing was idle).
+    if (!timer_.armed || timer_.due > now + sweep_every_) [[unlikely]] wake_at(now + sweep_every_);
   }
   // active -> active / checking: straight to the longest waiter here, through the gate.
   void relend(endpoint_slab& slab, slot* s) noexcept;
@@ -361,6 +364,7 @@ class pool_core {
   // Background work: fibers under `background_`; the part is not quiet while one runs.
   void run_background(task<void> t);
   static task<void> background_fiber(pool_core& core, task<void> t);
+  static void background_ended(shard_core::turn_hook* h) noexcept;
   // idle -> probing, and its background health check.
   void probe(slot* s) noexcept;
   static task<void> probe_fiber(slot* s);
@@ -404,7 +408,8 @@ class pool_core {
     bool removing = false;
   } timer_;
   std::uint64_t outstanding_ = 0;  // CQEs owed to this part (slots and timer)
-  cancel_node background_;         // under the shard's root: the part's background fibers
+  cancel_node background_;         // a root of its own: the part's background fibers, cancelled
+                                   // by begin_close (and orphan), not by the shard's end
   std::uint32_t background_running_ = 0;
   std::uint32_t probes_running_ = 0;
   std::uint64_t random_state_;
@@ -417,6 +422,9 @@ class pool_core {
   } watch_hook_;
   std::vector<endpoint_slab*> to_watch_;  // slabs with slots that became idle this turn
   std::unique_ptr<pool_shared> orphan_;   // see orphan()
+  struct background_hook : shard_core::turn_hook {
+    pool_core* core = nullptr;
+  } background_hook_;  // the last background fiber ended while closing (or orphaned)
 };
 
 }  // namespace conpool::detail

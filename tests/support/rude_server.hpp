@@ -3,7 +3,8 @@
 // An echo server on a thread of its own (a plain poll() loop, no io_uring) that misbehaves on
 // purpose: it can close (FIN) or reset (RST) each connection right after each reply, or reset it
 // 0-10 ms after the reply, or close a connection unanswered when a second request comes on it
-// (a server closing an idle connection just as it is reused, made exact), and another thread can have it close every connection it holds at a
+// (a server closing an idle connection just as it is reused, made exact), or close each one as
+// soon as it is accepted (a balancer with no healthy backend), and another thread can have it close every connection it holds at a
 // moment of its choosing (the call returns once they are closed).
 //
 // Right after a reply is two syscalls (send, close): a server thread preempted between them
@@ -32,7 +33,7 @@ namespace conpool::testing {
 
 class rude_server {
  public:
-  enum class after_reply { keep, fin, rst, rst_later, close_on_reuse };
+  enum class after_reply { keep, fin, rst, rst_later, close_on_reuse, close_at_accept };
 
   explicit rude_server(after_reply mode = after_reply::keep, bool fin_in_reply = false)
       : mode_(mode), fin_in_reply_(fin_in_reply) {
@@ -160,6 +161,10 @@ class rude_server {
           const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
           if (fd < 0) break;
           accepted_.fetch_add(1);
+          if (mode_ == after_reply::close_at_accept) {  // a server with nothing behind it
+            ::close(fd);
+            continue;
+          }
           conns_.push_back({fd, clock::time_point::max()});
         }
       }
