@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -433,6 +434,27 @@ TEST_CASE("pool: bad config and bad endpoints are refused before any I/O, naming
                     doctest::Contains("connect_timeout"));
   CHECK_THROWS_WITH(pool(bad([](config& c) { c.acquire_timeout = -1s; })),
                     doctest::Contains("acquire_timeout"));
+  // Durations the pool's nanosecond clock cannot hold: refused, not silently overflowed.
+  using seconds = std::chrono::duration<double>;
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const double v : {inf, 1e300, 1e12}) {
+    CAPTURE(v);
+    CHECK_THROWS_WITH(pool(bad([v](config& c) { c.max_idle_time = seconds(v); })),
+                      doctest::Contains("conpool::config::max_idle_time: "));
+    CHECK_THROWS_WITH(pool(bad([v](config& c) { c.max_connection_lifetime = seconds(v); })),
+                      doctest::Contains("seconds is more than the pool can count"));
+    CHECK_THROWS_WITH(pool(bad([v](config& c) { c.connect_timeout = seconds(v); })),
+                      doctest::Contains("conpool::config::connect_timeout: "));
+    CHECK_THROWS_WITH(pool(bad([v](config& c) { c.acquire_timeout = seconds(v); })),
+                      doctest::Contains("conpool::config::acquire_timeout: "));
+    CHECK_THROWS_WITH(pool(bad([v](config& c) { c.dns_ttl = seconds(v); })),
+                      doctest::Contains("conpool::config::dns_ttl: "));
+  }
+  CHECK_THROWS_WITH(pool(bad([inf](config& c) { c.max_idle_time = seconds(inf); })),
+                    "conpool::config::max_idle_time: inf seconds is more than the pool can count "
+                    "(at most 1e+09, ~31 years; leave the option unset for no bound where it "
+                    "has one)");
+  CHECK_NOTHROW(bad([](config& c) { c.max_connection_lifetime = seconds(1e9); }).validate());
   s.run([]() -> task<void> {
     pool p;
     CHECK_THROWS_WITH(co_await p.acquire(endpoint{"", 80}), doctest::Contains("empty host"));

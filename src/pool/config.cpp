@@ -16,9 +16,26 @@ template <class V>
   throw std::invalid_argument(msg.str());
 }
 
+// The longest duration the pool takes (~31.7 years): it adds durations to its clock in
+// nanoseconds, which overflow past ~292 years; infinity and NaN are refused with it.
+constexpr double longest = 1e9;
+
+void within_reach(const char* field, std::chrono::duration<double> d) {
+  if (!(d.count() <= longest)) {
+    out_of_range(field, d.count(),
+                 "seconds is more than the pool can count (at most 1e+09, ~31 years; leave "
+                 "the option unset for no bound where it has one)");
+  }
+}
+
 }  // namespace
 
 void config::validate() const {
+  within_reach("max_idle_time", max_idle_time);
+  within_reach("max_connection_lifetime", max_connection_lifetime);
+  if (connect_timeout) within_reach("connect_timeout", *connect_timeout);
+  if (acquire_timeout) within_reach("acquire_timeout", *acquire_timeout);
+  within_reach("dns_ttl", dns_ttl);
   if (max_connections_per_endpoint < 1) {
     out_of_range("max_connections_per_endpoint", max_connections_per_endpoint,
                  "must be at least 1");

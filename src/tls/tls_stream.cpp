@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 
+#include <conpool/address.hpp>
 #include <conpool/io.hpp>
 
 namespace conpool::detail {
@@ -42,8 +43,12 @@ tls_stream::tls_stream(const tls_context& ctx, const std::string& server_name,
   wolfSSL_SSLSetIOSend(ssl_, &tls_stream::on_send);
   wolfSSL_SetIOReadCtx(ssl_, this);
   wolfSSL_SetIOWriteCtx(ssl_, this);
-  wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, server_name.data(),
-                 static_cast<unsigned short>(server_name.size()));
+  // SNI carries host names only: never an IPv4 or IPv6 literal (RFC 6066 section 3). The name
+  // is still verified against the certificate either way.
+  if (!socket_address::parse(server_name, 0)) {
+    wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, server_name.data(),
+                   static_cast<unsigned short>(server_name.size()));
+  }
   if (!ctx.options().insecure_skip_verify) wolfSSL_check_domain_name(ssl_, server_name.c_str());
   if (!ctx.options().alpn.empty()) {
     std::string list;

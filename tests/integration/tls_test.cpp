@@ -349,6 +349,42 @@ TEST_CASE("tls: pooled: tickets after the handshake keep it, reuse, resumption, 
   }(ep, server));
 }
 
+TEST_CASE("tls: no SNI for an IP literal (RFC 6066 section 3); a host name is sent") {
+  // The ClientHello is plaintext: a listener of the test's own reads it and hangs up.
+  auto hello_for = [](std::string name) {
+    fd_leak_check leaks;
+    shard s;
+    return s.run([](std::string name) -> task<std::string> {
+      listener l = *listener::open(socket_address::loopback(0));
+      std::string hello;
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn([](listener& l, std::string& hello) -> task<void> {
+          result<flow> f = co_await l.accept();
+          REQUIRE(f.has_value());
+          std::array<std::byte, 4096> buf{};
+          result<std::size_t> n = co_await f->read_some(buf);
+          if (n) hello.assign(reinterpret_cast<const char*>(buf.data()), *n);
+          (void)co_await f->close();
+        }(l, hello));
+        auto ctx = tls_context::make({.insecure_skip_verify = true});
+        result<flow> f = co_await connect(l.address(), 5s);
+        REQUIRE(f.has_value());
+        CHECK(!co_await f->start_tls(*ctx, name));  // the listener hangs up
+        (void)co_await f->close();
+        co_await sc.join();
+      });
+      co_return hello;
+    }(std::move(name)));
+  };
+  const std::string v4 = hello_for("127.0.0.1");
+  const std::string v6 = hello_for("::1");
+  const std::string named = hello_for("localhost");
+  REQUIRE(!v4.empty());
+  CHECK(v4.find("127.0.0.1") == std::string::npos);
+  CHECK(v6.find("::1") == std::string::npos);
+  CHECK(named.find("localhost") != std::string::npos);
+}
+
 TEST_CASE("tls: the pool says close_notify when it closes a TLS connection") {
   if (!have_openssl()) return;
   const pki& k = shared_pki();
