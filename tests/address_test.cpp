@@ -37,3 +37,44 @@ TEST_CASE("address: local_of gives the bound port") {
   CHECK(socket_address::local_of(l->native_handle()) == l->address());
   CHECK(socket_address::local_of(-1).error() == std::errc::bad_file_descriptor);
 }
+
+TEST_CASE("address: Unix domain sockets, by path and in the abstract namespace") {
+  result<socket_address> path = socket_address::unix_socket("/run/redis/redis.sock");
+  REQUIRE(path);
+  CHECK(path->family() == AF_UNIX);
+  CHECK(path->port() == 0);
+  CHECK(path->host() == "/run/redis/redis.sock");
+  CHECK(path->to_string() == "unix:///run/redis/redis.sock");
+  result<socket_address> abstract = socket_address::unix_socket("@conpool");
+  REQUIRE(abstract);
+  CHECK(abstract->host() == "@conpool");
+  CHECK(abstract->to_string() == "unix://@conpool");
+  CHECK(abstract != path);
+  CHECK(socket_address::unix_socket("@conpool") == abstract);
+  for (const std::string_view bad : {std::string_view(""), std::string_view("relative.sock"),
+                                     std::string_view("/"), std::string_view("@"),
+                                     std::string_view("/a\0b", 4)}) {
+    CAPTURE(bad);
+    CHECK(socket_address::unix_socket(bad).error() == errc::bad_address);
+  }
+  CHECK(socket_address::unix_socket("/" + std::string(106, 'x')));  // 107 bytes: the most
+  CHECK(!socket_address::unix_socket("/" + std::string(107, 'x')));
+}
+
+TEST_CASE("endpoint: unix:// URLs parse, print and compare") {
+  const endpoint e = endpoint::parse("unix:///tmp/x.sock");
+  CHECK(e.is_unix());
+  CHECK(e.host == "/tmp/x.sock");
+  CHECK(e.port == 0);
+  CHECK(e == endpoint::unix_socket("/tmp/x.sock"));
+  CHECK(e.to_string() == "unix:///tmp/x.sock");
+  CHECK(endpoint::parse(e.to_string()) == e);
+  CHECK(endpoint::parse("unix://@name") == endpoint::unix_socket("@name"));
+  CHECK(e.problem().empty());
+  CHECK(!endpoint{"127.0.0.1", 80}.is_unix());
+  CHECK_THROWS_WITH(endpoint::parse("unix://relative.sock"),
+                    doctest::Contains("a Unix socket needs an absolute path"));
+  CHECK_THROWS_WITH(endpoint::parse("unix://"), doctest::Contains("\"unix://\""));
+  CHECK(endpoint::unix_socket("/" + std::string(200, 'x')).problem().find(
+            "not a usable Unix socket path") != std::string::npos);
+}

@@ -594,3 +594,40 @@ TEST_CASE("pool: a connection released and taken again in the same turn costs no
     });
   });
 }
+
+TEST_CASE("pool: a Unix domain socket endpoint is pooled like TCP") {
+  for_each_ring_mode([](ring_mode m) {
+    fd_leak_check leaks;
+    shard s({.mode = m});
+    s.run([]() -> task<void> {
+      const std::string name = "@conpool-test-" + std::to_string(::getpid());
+      std::optional<listener> l = *listener::open(*socket_address::unix_socket(name));
+      CHECK(l->address().to_string() == "unix://" + name);
+      const endpoint ep = endpoint::parse("unix://" + name);
+      co_await scoped([&](scope& sc) -> task<void> {
+        sc.spawn([](listener& l) -> task<void> {
+          (void)co_await testing::echo_server(l, 1);
+        }(*l));
+        pool p;
+        for (int i = 0; i < 10; ++i) {
+          CHECK(co_await p.with_connection(ep, [](flow& f) { return echo_once(f, "unix"); }) ==
+                "unix");
+        }
+        const endpoint_stats st = p.stats(ep);
+        CHECK(st.total_created == 1);
+        CHECK(st.total_reused == 9);
+        CHECK(p.all_stats().front().first.to_string() == "unix://" + name);
+        co_await p.close_pool();
+        check_stats_add_up(p);
+        co_await sc.join();  // the server ends with its one connection
+      });
+      l.reset();
+      // Nothing listens there any more: the connect fails, naming the socket.
+      pool p;
+      result<connection> gone = co_await p.acquire(ep);
+      CHECK(gone.error() == std::errc::connection_refused);
+      CHECK(p.last_error(ep).starts_with("unix://" + name + ": connect: "));
+      co_await p.close_pool();
+    }());
+  });
+}

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-/// `socket_address`: an IPv4 or IPv6 address and a port, as the kernel takes it.
+/// `socket_address`: an IPv4 or IPv6 address and a port, or a Unix domain socket's path, as
+/// the kernel takes it.
 ///
-/// Built from numeric literals only; host names are resolved by the pool, never here.
+/// Built from numeric literals and paths only; host names are resolved by the pool, never here.
 ///
 /// Example:
 ///   result<socket_address> a = socket_address::parse("::1", 8080);
@@ -11,6 +12,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cstdint>
 #include <string>
@@ -31,17 +33,23 @@ class socket_address {
   /// "127.0.0.1:80" or "[::1]:80". Errors: `errc::bad_address` (no port, port out of range,
   /// host not a literal).
   static result<socket_address> parse(std::string_view host_and_port);
+  /// A Unix domain socket: a path ("/run/redis.sock") or, with a leading '@', a name in the
+  /// abstract namespace ("@conpool-test"). Errors: `errc::bad_address` when it is empty,
+  /// relative, holds a NUL, or is longer than the kernel's 107 bytes.
+  static result<socket_address> unix_socket(std::string_view path);
   /// 127.0.0.1 (or ::1 when `v6`) with `port`.
   static socket_address loopback(std::uint16_t port, bool v6 = false) noexcept;
   /// The local address a socket is bound to (getsockname). Errors: the system's.
   static result<socket_address> local_of(int fd);
 
-  /// AF_INET or AF_INET6.
+  /// AF_INET, AF_INET6 or AF_UNIX.
   [[nodiscard]] int family() const noexcept { return addr_.any.sa_family; }
+  /// The port; 0 for a Unix socket.
   [[nodiscard]] std::uint16_t port() const noexcept;
-  /// The address without the port: "127.0.0.1", "::1".
+  /// The address without the port: "127.0.0.1", "::1"; a Unix socket's path ("@name" when
+  /// abstract).
   [[nodiscard]] std::string host() const;
-  /// "127.0.0.1:80", "[::1]:80".
+  /// "127.0.0.1:80", "[::1]:80", "unix:///run/redis.sock", "unix://@name".
   [[nodiscard]] std::string to_string() const;
 
   [[nodiscard]] const sockaddr* data() const noexcept { return &addr_.any; }
@@ -50,11 +58,11 @@ class socket_address {
   friend bool operator==(const socket_address& a, const socket_address& b) noexcept;
 
  private:
-  // 28 bytes, not sockaddr_storage's 128: the pool keeps one per connection.
   union {
     sockaddr any;
     sockaddr_in v4;
     sockaddr_in6 v6;
+    sockaddr_un un;
   } addr_;
   socklen_t size_;
 };

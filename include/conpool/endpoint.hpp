@@ -4,11 +4,13 @@
 ///
 /// Two endpoints share connections only when host, port and TLS identity (context object and
 /// server name) are all equal. Hosts are names or IPv4/IPv6 literals; names are resolved by the
-/// pool, off the shard's thread.
+/// pool, off the shard's thread. A Unix domain socket endpoint has its path as host ("/..." or,
+/// abstract, "@...") and port 0.
 ///
 /// Example:
 ///   endpoint redis{"127.0.0.1", 6379};
 ///   endpoint api = endpoint::parse("tls://api.example.com:443");   // TLS: set api.tls->context
+///   endpoint local = endpoint::parse("unix:///run/redis/redis.sock");
 ///   std::cout << redis;                                              // 127.0.0.1:6379
 
 #include <cstddef>
@@ -45,16 +47,25 @@ struct endpoint {
   endpoint(std::string host_, std::uint16_t port_, std::optional<tls_config> tls_ = {})
       : host(std::move(host_)), port(port_), tls(std::move(tls_)) {}
 
-  /// "tcp://host:port" or "tls://host:port" (IPv6 literals in brackets: "tcp://[::1]:80").
+  /// A Unix domain socket: `path` absolute ("/run/redis.sock") or abstract ("@name").
+  static endpoint unix_socket(std::string path) { return {std::move(path), 0}; }
+
+  /// "tcp://host:port" or "tls://host:port" (IPv6 literals in brackets: "tcp://[::1]:80"), or
+  /// "unix:///path/to.sock" / "unix://@abstract-name".
   /// A tls:// endpoint gets an empty `tls_config`: its context is the caller's to set.
   /// Throws std::invalid_argument naming the text and what is wrong with it.
   static endpoint parse(std::string_view url);
+
+  /// A Unix domain socket's endpoint (port 0, host a path or "@name").
+  [[nodiscard]] bool is_unix() const noexcept {
+    return port == 0 && !host.empty() && (host.front() == '/' || host.front() == '@');
+  }
 
   /// Why this endpoint cannot be used (empty host, port 0, TLS without a context, TLS in a
   /// build without it), naming the endpoint; empty when it can.
   [[nodiscard]] std::string problem() const;
 
-  /// "127.0.0.1:6379", "[::1]:80", "example.com:443 (tls)".
+  /// "127.0.0.1:6379", "[::1]:80", "example.com:443 (tls)", "unix:///run/redis.sock".
   [[nodiscard]] std::string to_string() const;
 
   friend bool operator==(const endpoint&, const endpoint&) = default;

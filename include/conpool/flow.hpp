@@ -113,8 +113,9 @@ struct socket_options {
   std::optional<std::chrono::milliseconds> user_timeout;
 };
 
-/// Connects a TCP socket to `to` (TCP_NODELAY set: pooled request/response traffic wants no
-/// Nagle delay, as in Go's net; `options` set before the connect). `timeout` bounds the connect
+/// Connects a stream socket to `to`: TCP (TCP_NODELAY set: pooled request/response traffic
+/// wants no Nagle delay, as in Go's net; `options` set before the connect), or a Unix domain
+/// socket (no options apply). `timeout` bounds the connect
 /// (a linked IORING_OP_LINK_TIMEOUT).
 /// Errors: the system's (connection_refused, network_unreachable, ...),
 /// `errc::connect_timeout`, operation_canceled. No socket is left open on failure.

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cstddef>
 #include <cstring>
 
 #include <conpool/address.hpp>
@@ -57,6 +58,22 @@ result<socket_address> socket_address::parse(std::string_view host_and_port) {
   return parse(host, static_cast<std::uint16_t>(port));
 }
 
+result<socket_address> socket_address::unix_socket(std::string_view path) {
+  socket_address a;
+  a.addr_ = {};
+  a.addr_.un.sun_family = AF_UNIX;
+  const bool abstract = path.starts_with('@');
+  if (path.size() < 2 || (!abstract && !path.starts_with('/')) ||
+      path.size() >= sizeof a.addr_.un.sun_path || path.find('\0') != std::string_view::npos) {
+    return fail(errc::bad_address);
+  }
+  std::memcpy(a.addr_.un.sun_path, path.data(), path.size());
+  if (abstract) a.addr_.un.sun_path[0] = '\0';  // the abstract namespace: no file
+  // Abstract names are counted bytes (no terminator); paths end at their NUL.
+  a.size_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
+  return a;
+}
+
 socket_address socket_address::loopback(std::uint16_t port, bool v6) noexcept {
   socket_address a;
   if (v6) {
@@ -76,16 +93,26 @@ result<socket_address> socket_address::local_of(int fd) {
   socket_address a;
   socklen_t len = sizeof a.addr_;
   if (::getsockname(fd, &a.addr_.any, &len) != 0) return fail(errno_error(-errno));
-  if (a.family() != AF_INET && a.family() != AF_INET6) return fail(errc::bad_address);
+  if (a.family() != AF_INET && a.family() != AF_INET6 && a.family() != AF_UNIX) {
+    return fail(errc::bad_address);
+  }
   a.size_ = len;
   return a;
 }
 
 std::uint16_t socket_address::port() const noexcept {
+  if (family() == AF_UNIX) return 0;
   return ntohs(family() == AF_INET6 ? addr_.v6.sin6_port : addr_.v4.sin_port);
 }
 
 std::string socket_address::host() const {
+  if (family() == AF_UNIX) {
+    const std::size_t n = size_ - offsetof(sockaddr_un, sun_path);
+    if (n > 0 && addr_.un.sun_path[0] == '\0') {
+      return "@" + std::string(addr_.un.sun_path + 1, n - 1);  // abstract
+    }
+    return std::string(addr_.un.sun_path);
+  }
   char text[INET6_ADDRSTRLEN];
   const void* src = family() == AF_INET6 ? static_cast<const void*>(&addr_.v6.sin6_addr)
                                          : static_cast<const void*>(&addr_.v4.sin_addr);
@@ -94,12 +121,16 @@ std::string socket_address::host() const {
 }
 
 std::string socket_address::to_string() const {
+  if (family() == AF_UNIX) return "unix://" + host();  // unix:///path, unix://@name
   if (family() == AF_INET6) return "[" + host() + "]:" + std::to_string(port());
   return host() + ":" + std::to_string(port());
 }
 
 bool operator==(const socket_address& a, const socket_address& b) noexcept {
   if (a.family() != b.family()) return false;
+  if (a.family() == AF_UNIX) {
+    return a.size_ == b.size_ && std::memcmp(&a.addr_.un, &b.addr_.un, a.size_) == 0;
+  }
   if (a.family() == AF_INET6) {
     return a.addr_.v6.sin6_port == b.addr_.v6.sin6_port &&
            std::memcmp(&a.addr_.v6.sin6_addr, &b.addr_.v6.sin6_addr, sizeof(in6_addr)) == 0;

@@ -117,9 +117,10 @@ task<result<void>> flow::close() {
 }
 
 namespace {
-// The options on a socket not yet connected (plain setsockopt: liburing 2.3 has no socket
+// The options on a TCP socket not yet connected (plain setsockopt: liburing 2.3 has no socket
 // command; these are a few syscalls of the open path, never of a request).
-result<void> set_options(int fd, const socket_options& o) {
+result<void> set_options(int fd, int family, const socket_options& o) {
+  if (family == AF_UNIX) return {};  // no TCP under it: nothing to set
   auto set = [fd](int level, int name, int value) -> result<void> {
     if (::setsockopt(fd, level, name, &value, sizeof value) != 0) {
       return fail(std::error_code(errno, std::system_category()));
@@ -145,7 +146,9 @@ task<result<flow>> connect(socket_address to, op_timeout timeout, socket_options
   result<int> fd = co_await io::socket(to.family(), SOCK_STREAM, 0);
   if (!fd) co_return fail(fd.error());
   flow f(*fd);  // closes the socket on every failure path below
-  if (result<void> set = set_options(*fd, options); !set) co_return fail(set.error());
+  if (result<void> set = set_options(*fd, to.family(), options); !set) {
+    co_return fail(set.error());
+  }
   result<void> r = co_await io::connect(*fd, to, timeout);
   if (!r) co_return fail(r.error());
   co_return std::move(f);

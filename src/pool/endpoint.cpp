@@ -5,6 +5,7 @@
 #include <ostream>
 #include <stdexcept>
 
+#include <conpool/address.hpp>
 #include <conpool/endpoint.hpp>
 #include <conpool/error.hpp>
 
@@ -26,8 +27,15 @@ endpoint endpoint::parse(std::string_view url) {
   } else if (url.starts_with("tls://")) {
     rest = url.substr(6);
     e.tls.emplace();
+  } else if (url.starts_with("unix://")) {
+    e.host = url.substr(7);
+    if (!socket_address::unix_socket(e.host)) {
+      bad_url(url, "a Unix socket needs an absolute path (unix:///run/x.sock) or an abstract "
+                   "name (unix://@name), at most 107 bytes, without NUL");
+    }
+    return e;
   } else {
-    bad_url(url, "expected tcp://host:port or tls://host:port");
+    bad_url(url, "expected tcp://host:port, tls://host:port or unix:///path");
   }
   std::string_view port_text;
   if (rest.starts_with('[')) {
@@ -62,7 +70,13 @@ endpoint endpoint::parse(std::string_view url) {
 std::string endpoint::problem() const {
   const std::string name = "endpoint " + to_string();
   if (host.empty()) return name + ": empty host";
-  if (port == 0) return name + ": port 0";
+  if (is_unix()) {
+    if (!socket_address::unix_socket(host)) {
+      return name + ": not a usable Unix socket path (absolute or @abstract, at most 107 bytes)";
+    }
+  } else if (port == 0) {
+    return name + ": port 0";
+  }
   if (tls) {
     // Refused before any I/O: a TLS endpoint must never be dialled in plain.
     if (!CONPOOL_HAVE_TLS) return name + ": TLS endpoint, but this conpool was built without TLS";
@@ -72,9 +86,14 @@ std::string endpoint::problem() const {
 }
 
 std::string endpoint::to_string() const {
-  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  out += ':';
-  out += std::to_string(port);
+  std::string out;
+  if (is_unix()) {
+    out = "unix://" + host;
+  } else {
+    out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    out += ':';
+    out += std::to_string(port);
+  }
   if (tls) {
     out += " (tls";
     if (tls->servername && *tls->servername != host) out += ", sni " + *tls->servername;

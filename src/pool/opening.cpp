@@ -25,7 +25,12 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
 // server's answer, not an address's, and ends the attempt.
 task<result<flow>> dial(pool_core& core, endpoint_slab& slab) {
   const endpoint& ep = slab.ep;
-  result<std::vector<socket_address>> addresses = co_await core.names.resolve(ep.host, ep.port);
+  result<std::vector<socket_address>> addresses;
+  if (ep.is_unix()) {
+    addresses = std::vector<socket_address>{*socket_address::unix_socket(ep.host)};  // checked
+  } else {
+    addresses = co_await core.names.resolve(ep.host, ep.port);
+  }
   if (!addresses) {
     slab.last_error = describe(addresses.error(), ep, "resolve");
     co_return fail(addresses.error());

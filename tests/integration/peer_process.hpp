@@ -144,8 +144,8 @@ struct nginx_server {
   [[nodiscard]] endpoint where() const { return {"127.0.0.1", port}; }
 };
 
-/// redis-server on an ephemeral port, nothing persisted. Start it only where
-/// `find_program("redis-server")` found it.
+/// redis-server on an ephemeral port and a Unix socket in its directory, nothing persisted.
+/// Start it only where `find_program("redis-server")` found it.
 struct redis_server {
   temp_dir dir;
   std::uint16_t port = free_port();
@@ -153,9 +153,14 @@ struct redis_server {
   explicit redis_server(const std::string& redis)
       : process({redis, "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", dir.path.string(), "--logfile",
-                 (dir.path / "redis.log").string()},
+                 (dir.path / "redis.log").string(), "--unixsocket",
+                 (dir.path / "redis.sock").string(), "--unixsocketperm", "700"},
                 port) {}
   [[nodiscard]] endpoint where() const { return {"127.0.0.1", port}; }
+  /// The same server through its Unix socket (ready once the TCP port is).
+  [[nodiscard]] endpoint unix_where() const {
+    return endpoint::unix_socket((dir.path / "redis.sock").string());
+  }
 };
 
 }  // namespace conpool::testing

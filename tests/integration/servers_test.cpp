@@ -180,3 +180,37 @@ TEST_CASE("servers: redis-server: PING health check, SET and GET over one pooled
     }(server.where()));
   });
 }
+
+TEST_CASE("servers: redis-server over its Unix socket: pooled like TCP, one client seen") {
+  const std::string redis = testing::find_program("redis-server");
+  if (redis.empty()) {
+    MESSAGE("redis-server is not installed: skipped");
+    return;
+  }
+  testing::for_each_ring_mode([&](ring_mode m) {
+    fd_leak_check leaks;
+    testing::redis_server server(redis);
+    shard s({.mode = m});
+    s.run([](endpoint ep) -> task<void> {
+      CHECK(ep.is_unix());
+      CHECK(endpoint::parse("unix://" + ep.host) == ep);
+      pool p;
+      for (int i = 0; i < 20; ++i) {
+        const std::string key = "unix:" + std::to_string(i);
+        CHECK(co_await p.with_connection(ep, [&key](flow& f) {
+          return redis_call(f, {"SET", key, "v"});
+        }) == "+OK");
+      }
+      result<std::string> info = co_await p.with_connection(ep, [](flow& f) {
+        return redis_call(f, {"INFO", "clients"});
+      });
+      REQUIRE(info.has_value());
+      CHECK(info->find("connected_clients:1\r\n") != std::string::npos);
+      const endpoint_stats st = p.stats(ep);
+      CHECK(st.total_created == 1);
+      CHECK(st.total_reused == 20);
+      co_await p.close_pool();
+      check_stats_add_up(p);
+    }(server.unix_where()));
+  });
+}
