@@ -195,6 +195,10 @@ struct postgres_server {
     ready.wait();
   }
   endpoint where() const { return {"127.0.0.1", port}; }
+  /// The same cluster through its Unix socket (`-k` puts it in the cluster's directory).
+  endpoint unix_where() const {
+    return endpoint::unix_socket((dir.path / (".s.PGSQL." + std::to_string(port))).string());
+  }
 };
 
 // One cluster for the whole run (initdb takes a second), stopped at exit; nullptr when
@@ -488,4 +492,34 @@ TEST_CASE("postgres client: start-up, rows and NULLs, errors, COPY, refused auth
       testing::check_stats_add_up(p);
     }(server->where(), std::string("counter_") + testing::name(m)));
   });
+}
+
+TEST_CASE("postgres client: over the server's Unix socket, sessions pooled like TCP") {
+  postgres_server* server = shared_postgres();
+  if (server == nullptr) {
+    MESSAGE("PostgreSQL is not installed (/usr/lib/postgresql/*/bin): skipped");
+    return;
+  }
+  fd_leak_check leaks;
+  shard s;
+  s.run([](endpoint ep) -> task<void> {
+    REQUIRE(ep.is_unix());
+    pool p;
+    read_buffer in;
+    std::string why;
+    result<connection> c = co_await session(p, ep, in, "postgres", &why);
+    INFO(why);
+    REQUIRE(c.has_value());
+    // The server's own word that this session came over a Unix socket: no client address.
+    CHECK(co_await scalar(c->flow(), in, "SELECT coalesce(inet_client_addr()::text, 'unix')") ==
+          "unix");
+    p.release(std::move(*c));
+    result<connection> again = co_await p.acquire(ep);
+    REQUIRE(again.has_value());
+    CHECK(again->reused());
+    CHECK(co_await scalar(again->flow(), in, "SELECT 41 + 1") == "42");
+    p.release(std::move(*again));
+    CHECK(p.stats(ep).total_created == 1);
+    co_await p.close_pool();
+  }(server->unix_where()));
 }
