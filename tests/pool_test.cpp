@@ -353,7 +353,8 @@ TEST_CASE("pool: faults: refused, connect timeout, silent server, unresolvable n
       const endpoint hanging = full.where();
       r = co_await echo_on(p, hanging, "x");
       CHECK(r.error() == errc::connect_timeout);
-      CHECK(p.last_error(hanging).find("connect timed out") != std::string::npos);
+      CHECK(p.last_error(hanging).starts_with(hanging.to_string() +
+                                              ": connect: no answer within connect_timeout ("));
 
       server.silent = true;  // accepts, never answers: the caller's deadline ends it
       r = co_await with_timeout(10ms, echo_on(p, server.where(), "x"));

@@ -5,6 +5,7 @@
 #include "opening.hpp"
 
 #include <chrono>
+#include <sstream>
 #include <vector>
 
 #include <conpool/cancel.hpp>
@@ -23,12 +24,15 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
 // Tries every address of the endpoint in turn; the last failure is the one reported.
 // TLS endpoints then run the handshake (the same deadline covers both); a TLS failure is the
 // server's answer, not an address's, and ends the attempt.
-task<result<flow>> dial(pool_core& core, endpoint_slab& slab) {
+// `phase` says what it is doing ("resolve", "connect", "tls"): a deadline that cuts it short
+// names the phase it cut.
+task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase) {
   const endpoint& ep = slab.ep;
   result<std::vector<socket_address>> addresses;
   if (ep.is_unix()) {
     addresses = std::vector<socket_address>{*socket_address::unix_socket(ep.host)};  // checked
   } else {
+    phase = "resolve";
     addresses = co_await core.names.resolve(ep.host, ep.port);
   }
   if (!addresses) {
@@ -37,8 +41,10 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab) {
   }
   std::error_code last;
   for (const socket_address& a : *addresses) {
+    phase = "connect";
     result<flow> f = co_await connect(a, {}, core.socket_settings());
     if (f && ep.tls) {
+      phase = "tls";
       if (result<void> secured = co_await tls_open(*f, slab); !secured) {
         (void)co_await f->close();  // tls_open put wolfSSL's reason in last_error
         co_return fail(secured.error());
@@ -55,13 +61,19 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab) {
 task<result<flow>> dial_bounded(slot* s) {
   pool_core& core = s->slab->core;
   result<flow> f;
+  const char* phase = "connect";
   if (core.cfg.connect_timeout) {
-    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab));
+    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab, phase));
   } else {
-    f = co_await dial(core, *s->slab);
+    f = co_await dial(core, *s->slab, phase);
   }
   if (!f && f.error() == errc::timed_out) {
-    s->slab->last_error = describe(errc::connect_timeout, s->slab->ep, "connect");
+    // The whole open's deadline: the phase it cut is named
+    // ("stuck.example:80: resolve: no answer within connect_timeout").
+    std::ostringstream why;
+    why << s->slab->ep.to_string() << ": " << phase << ": no answer within connect_timeout ("
+        << core.cfg.connect_timeout->count() << " s)";
+    s->slab->last_error = why.str();
     co_return fail(errc::connect_timeout);
   }
   co_return f;

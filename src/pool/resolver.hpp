@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// Name resolution that never blocks a shard: numeric hosts are parsed at once; names are looked
-// up by getaddrinfo on a helper thread, whose answer comes back to the asking shard as an
-// IORING_OP_MSG_RING completion, and are cached per shard for the pool's dns_ttl.
+// Name resolution that never blocks a shard, and never lets one name hold up another: numeric
+// hosts are parsed at once; names are looked up by getaddrinfo on a small pool of helper
+// threads (up to 8, started as lookups need them: a name whose DNS server is silent holds one
+// helper, not every lookup behind it), whose answer comes back to the asking shard as an
+// IORING_OP_MSG_RING completion. Concurrent lookups of one host on a shard are one lookup
+// (a flight that every asking task joins); answers are cached per shard for the pool's dns_ttl.
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,10 +22,21 @@ namespace conpool::detail {
 class resolver {
  public:
   explicit resolver(std::chrono::duration<double> ttl) : ttl_(ttl) {}
+  /// Lookups still out are left to their answers, which free them.
+  ~resolver();
+  resolver(const resolver&) = delete;
+  resolver& operator=(const resolver&) = delete;
 
   /// Every address of `host` with `port`, IPv4 and IPv6, in getaddrinfo's order.
-  /// Errors: errc::resolve_failed, operation_canceled.
+  /// Errors: errc::resolve_failed, operation_canceled (the lookup goes on for the others).
   task<result<std::vector<socket_address>>> resolve(std::string host, std::uint16_t port);
+
+  /// Lookups handed to the helpers so far (one per flight).
+  [[nodiscard]] std::uint64_t lookups() const noexcept { return lookups_; }
+
+  struct flight;  // one lookup in progress (resolver.cpp)
+  /// A flight's answer arrived: cached, and every task waiting on it woken.
+  void landed(flight* f) noexcept;
 
  private:
   struct entry {
@@ -30,6 +45,8 @@ class resolver {
   };
   std::chrono::duration<double> ttl_;
   std::unordered_map<std::string, entry> cache_;
+  std::unordered_map<std::string, flight*> flights_;
+  std::uint64_t lookups_ = 0;
 };
 
 }  // namespace conpool::detail

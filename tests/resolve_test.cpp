@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// Name resolution against a real DNS server of the test's own: run in a network and mount
+// namespace (tests/support/private_net.sh), the test points /etc/resolv.conf at a DNS server on
+// 127.0.0.1:53 (tests/support/dns_server.hpp) that answers some names and never answers others.
+// A silent name must not hold up any other name; concurrent lookups of one host are one; a
+// deadline names the phase it cut.
+#include <sys/mount.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "support/dns_server.hpp"
+#include "support/netns.hpp"
+#include "support/test_server.hpp"
+
+using namespace conpool;
+using namespace std::chrono_literals;
+using testing::dns_server;
+using testing::test_server;
+using testing::with_pool;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// The namespace's resolver set-up, made once: loopback up, /etc/hosts and /etc/resolv.conf
+// replaced (bind mounts, seen only in this mount namespace), the DNS server started.
+struct private_dns {
+  std::string why_not;
+  std::unique_ptr<dns_server> dns;
+
+  private_dns() {
+    if (std::getenv("CONPOOL_PRIVATE_NET") == nullptr) {
+      why_not = "not in a namespace of its own (run through tests/support/private_net.sh as root)";
+      return;
+    }
+    testing::private_net lo;  // brings up loopback (a fresh namespace of the thread's own)
+    if (!lo.why_not().empty() && lo.why_not().find("nft") == std::string::npos) {
+      why_not = lo.why_not();
+      return;
+    }
+    const std::string dir = "/tmp/conpool-dns-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/resolv.conf") << "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+    std::ofstream(dir + "/hosts") << "127.0.0.1 localhost\n::1 localhost ip6-localhost\n";
+    if (::mount((dir + "/resolv.conf").c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr) !=
+            0 ||
+        ::mount((dir + "/hosts").c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0) {
+      why_not = std::string("bind-mounting resolv.conf and hosts: ") + std::strerror(errno);
+      return;
+    }
+    dns = std::make_unique<dns_server>(std::set<std::string>{"good.test"},
+                                       std::set<std::string>{"stuck.test"});
+    // The helpers' posting ring is made on the first answer and kept for the process: made
+    // here, before any test counts descriptors.
+    testing::start_name_helper();
+  }
+};
+
+private_dns& dns() {
+  static private_dns d;
+  return d;
+}
+
+double ms_since(clock_type::time_point t) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+}
+
+}  // namespace
+
+TEST_CASE("resolve: a name whose DNS server is silent holds up no other name") {
+  if (!dns().why_not.empty()) {
+    MESSAGE("skipped: " << dns().why_not);
+    return;
+  }
+  config c;
+  c.connect_timeout = 0.5s;
+  with_pool(ring_mode::automatic, c, [](pool& p, test_server& server) -> task<void> {
+    const endpoint stuck{"stuck.test", 80};
+    const endpoint local{"localhost", server.where().port};
+    co_await scoped([&](scope& sc) -> task<void> {
+      sc.spawn([](pool& p, const endpoint& stuck) -> task<void> {
+        const auto start = clock_type::now();
+        result<connection> r = co_await p.acquire(stuck);
+        CHECK(r.error() == errc::connect_timeout);
+        CHECK(ms_since(start) < 1000);
+        // The phase the deadline cut is named: no connect had begun.
+        CHECK(p.last_error(stuck) ==
+              "stuck.test:80: resolve: no answer within connect_timeout (0.5 s)");
+      }(p, stuck));
+      // Once the silent server has the question, another name is looked up meanwhile.
+      while (dns().dns->queries("stuck.test") == 0) (void)co_await sleep_for(1ms);
+      const auto asked = clock_type::now();
+      for (const endpoint& ep : {local, endpoint{"good.test", server.where().port}}) {
+        const auto start = clock_type::now();
+        result<connection> r = co_await p.acquire(ep);
+        const double took = ms_since(start);
+        MESSAGE(ep.host << " while stuck.test hangs: " << took << " ms");
+        REQUIRE(r.has_value());
+        CHECK(took < 100);  // ~1 ms here; a loaded CI machine gets room
+        p.release(std::move(*r));
+      }
+      co_await sc.join();
+      // glibc gives up on stuck.test after resolv.conf's timeout (1 s), closing its socket in
+      // the helper; only its own timer says when, so the descriptor check waits that long.
+      while (ms_since(asked) < 1200) (void)co_await sleep_for(10ms);
+    });
+  });
+}
+
+TEST_CASE("resolve: 10 concurrent cold acquires of one host make one lookup") {
+  if (!dns().why_not.empty()) {
+    MESSAGE("skipped: " << dns().why_not);
+    return;
+  }
+  with_pool(ring_mode::automatic, default_config(), [](pool& p, test_server& server) -> task<void> {
+    const int before = dns().dns->queries("good.test");
+    const endpoint ep{"good.test", server.where().port};
+    int ok = 0;
+    co_await scoped([&](scope& sc) -> task<void> {
+      for (int i = 0; i < 10; ++i) {
+        sc.spawn([](pool& p, const endpoint& ep, int& ok) -> task<void> {
+          result<connection> r = co_await p.acquire(ep);
+          if (r) {
+            ++ok;
+            p.release(std::move(*r));
+          }
+        }(p, ep, ok));
+      }
+      co_await sc.join();
+    });
+    CHECK(ok == 10);
+    CHECK(dns().dns->queries("good.test") - before == 1);  // one A query for ten acquires
+    CHECK(p.stats(ep).total_created == 10);
+  });
+}
+
+TEST_CASE("resolve: an unknown name fails with resolve_failed, naming the phase and host") {
+  if (!dns().why_not.empty()) {
+    MESSAGE("skipped: " << dns().why_not);
+    return;
+  }
+  with_pool(ring_mode::automatic, default_config(), [](pool& p, test_server&) -> task<void> {
+    const endpoint ep{"nowhere.test", 80};
+    result<connection> r = co_await p.acquire(ep);
+    CHECK(r.error() == errc::resolve_failed);
+    CHECK(p.last_error(ep).starts_with("nowhere.test:80: resolve: "));
+  });
+}
