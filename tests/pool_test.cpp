@@ -456,6 +456,9 @@ TEST_CASE("pool: bad config and bad endpoints are refused before any I/O, naming
                     "(at most 1e+09, ~31 years; leave the option unset for no bound where it "
                     "has one)");
   CHECK_NOTHROW(bad([](config& c) { c.max_connection_lifetime = seconds(1e9); }).validate());
+  CHECK_THROWS_WITH(pool(bad([](config& c) { c.connection_attempt_delay = 5s; })),
+                    "conpool::config::connection_attempt_delay: 5 seconds must be from 0.01 to 2 "
+                    "(RFC 8305)");
   s.run([]() -> task<void> {
     pool p;
     CHECK_THROWS_WITH(co_await p.acquire(endpoint{"", 80}), doctest::Contains("empty host"));

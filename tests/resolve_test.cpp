@@ -52,7 +52,8 @@ struct private_dns {
       return;
     }
     dns = std::make_unique<dns_server>(std::set<std::string>{"good.test"},
-                                       std::set<std::string>{"stuck.test"});
+                                       std::set<std::string>{"stuck.test"},
+                                       std::set<std::string>{"dual.test"});
     // The helpers' posting ring is made on the first answer and kept for the process: made
     // here, before any test counts descriptors.
     testing::start_name_helper();
@@ -148,4 +149,50 @@ TEST_CASE("resolve: an unknown name fails with resolve_failed, naming the phase 
     CHECK(r.error() == errc::resolve_failed);
     CHECK(p.last_error(ep).starts_with("nowhere.test:80: resolve: "));
   });
+}
+
+TEST_CASE("happy eyeballs: ::1 blackholed, 127.0.0.1 listening: connected after the delay") {
+  if (!dns().why_not.empty()) {
+    MESSAGE("skipped: " << dns().why_not);
+    return;
+  }
+  if (std::system("nft list ruleset >/dev/null 2>&1") != 0) {
+    MESSAGE("skipped: nft (Debian package nftables) is missing");
+    return;
+  }
+  for (const double delay : {0.25, 0.05}) {
+    CAPTURE(delay);
+    config c;
+    c.connect_timeout = 3s;
+    c.connection_attempt_delay = std::chrono::duration<double>(delay);
+    with_pool(ring_mode::automatic, c, [delay](pool& p, test_server& server) -> task<void> {
+      const std::uint16_t port = server.where().port;  // listens on 127.0.0.1 only
+      const endpoint ep{"dual.test", port};            // AAAA ::1 first, then A 127.0.0.1
+      // ::1 with nothing listening: refused at once, so the next address goes at once.
+      auto start = clock_type::now();
+      result<connection> r = co_await p.acquire(ep);
+      const double refused_ms = ms_since(start);
+      REQUIRE(r.has_value());
+      p.close(std::move(*r));
+      // ::1 silent (its SYNs dropped): 127.0.0.1 starts after the attempt delay and wins.
+      const std::string rules = "nft -f - <<'EOF'\ntable ip6 conpool_he {\n chain out {\n"
+                                "  type filter hook output priority 0;\n  ip6 daddr ::1 tcp "
+                                "dport " + std::to_string(port) + " drop\n }\n}\nEOF\n";
+      REQUIRE(std::system(rules.c_str()) == 0);
+      start = clock_type::now();
+      r = co_await p.acquire(ep);
+      const double raced_ms = ms_since(start);
+      REQUIRE(std::system("nft delete table ip6 conpool_he") == 0);
+      MESSAGE("delay " << delay * 1000 << " ms: ::1 refused -> " << refused_ms
+                       << " ms; ::1 blackholed -> " << raced_ms << " ms");
+      REQUIRE(r.has_value());
+      CHECK(r->flow().is_open());
+      p.release(std::move(*r));
+      CHECK(refused_ms < delay * 1000);
+      CHECK(raced_ms >= delay * 1000 * 0.9);
+      CHECK(raced_ms < delay * 1000 + 150);
+      CHECK(server.accepted == 2);
+      CHECK(p.stats(ep).total_created == 2);
+    });
+  }
 }

@@ -87,6 +87,10 @@ struct config {
   /// failed opens (`errc::acquire_timeout`); none = wait at the limit as long as it takes, and
   /// fail at once while the endpoint backs off. >= 0.
   std::optional<std::chrono::duration<double>> acquire_timeout;
+  /// Happy Eyeballs (RFC 8305): a host with several addresses (IPv6 and IPv4 interleaved) is
+  /// dialled one address after another this far apart, or at once when an attempt fails, the
+  /// earlier attempts going on; the first to connect wins. RFC 8305's 250 ms. 0.01 to 2.
+  std::chrono::duration<double> connection_attempt_delay{0.25};
   /// How long resolved addresses of a host name are reused. >= 0.
   std::chrono::duration<double> dns_ttl{300.0};
   /// Called on the shard's thread when a connection is opened, closed (with why), or handed

@@ -59,6 +59,10 @@ void config::validate() const {
   if (!(dns_ttl.count() >= 0)) {
     out_of_range("dns_ttl", dns_ttl.count(), "seconds must not be negative");
   }
+  if (!(connection_attempt_delay.count() >= 0.01 && connection_attempt_delay.count() <= 2)) {
+    out_of_range("connection_attempt_delay", connection_attempt_delay.count(),
+                 "seconds must be from 0.01 to 2 (RFC 8305)");
+  }
   if (!(lifetime_jitter >= 0 && lifetime_jitter <= 0.5)) {
     out_of_range("lifetime_jitter", lifetime_jitter, "must be from 0 to 0.5");
   }

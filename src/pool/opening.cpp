@@ -10,6 +10,7 @@
 
 #include <conpool/cancel.hpp>
 
+#include "happy_eyeballs.hpp"
 #include "lease_access.hpp"
 #include "pool_shared.hpp"
 
@@ -21,9 +22,9 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
 }
 
-// Tries every address of the endpoint in turn; the last failure is the one reported.
-// TLS endpoints then run the handshake (the same deadline covers both); a TLS failure is the
-// server's answer, not an address's, and ends the attempt.
+// Resolves the endpoint and races its addresses (Happy Eyeballs: happy_eyeballs.hpp); the
+// last failure is the one reported. TLS endpoints then run the handshake (the same deadline
+// covers both); a TLS failure is the server's answer, not an address's, and ends the attempt.
 // `phase` says what it is doing ("resolve", "connect", "tls"): a deadline that cuts it short
 // names the phase it cut.
 task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase) {
@@ -39,23 +40,23 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase
     slab.last_error = describe(addresses.error(), ep, "resolve");
     co_return fail(addresses.error());
   }
-  std::error_code last;
-  for (const socket_address& a : *addresses) {
-    phase = "connect";
-    result<flow> f = co_await connect(a, {}, core.socket_settings());
-    if (f && ep.tls) {
-      phase = "tls";
-      if (result<void> secured = co_await tls_open(*f, slab); !secured) {
-        (void)co_await f->close();  // tls_open put wolfSSL's reason in last_error
-        co_return fail(secured.error());
-      }
+  phase = "connect";
+  result<flow> f = co_await connect_first(std::move(*addresses), core.socket_settings(),
+                                          to_ns(core.cfg.connection_attempt_delay));
+  if (!f) {
+    if (f.error() != std::errc::operation_canceled) {
+      slab.last_error = describe(f.error(), ep, "connect");
     }
-    if (f) co_return std::move(*f);
-    last = f.error();
-    if (last == std::errc::operation_canceled) break;
+    co_return fail(f.error());
   }
-  if (last != std::errc::operation_canceled) slab.last_error = describe(last, ep, "connect");
-  co_return fail(last);
+  if (ep.tls) {
+    phase = "tls";
+    if (result<void> secured = co_await tls_open(*f, slab); !secured) {
+      (void)co_await f->close();  // tls_open put wolfSSL's reason in last_error
+      co_return fail(secured.error());
+    }
+  }
+  co_return f;
 }
 
 task<result<flow>> dial_bounded(slot* s) {

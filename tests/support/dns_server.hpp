@@ -2,7 +2,7 @@
 #pragma once
 // A tiny DNS server on UDP 127.0.0.1:53 (inside a network namespace of the test's own), on a
 // thread of its own: it answers A queries for the names it was given (127.0.0.1), answers AAAA
-// with no address, says NXDOMAIN to other names, and never answers the names it was told to
+// with ::1 for the "dual" ones and with no address for the others, says NXDOMAIN to other names, and never answers the names it was told to
 // ignore (a silent server, as a DNS server that is down or firewalled). It counts the queries
 // it sees per name and type.
 
@@ -28,8 +28,9 @@ namespace conpool::testing {
 
 class dns_server {
  public:
-  dns_server(std::set<std::string> known, std::set<std::string> silent)
-      : known_(std::move(known)), silent_(std::move(silent)) {
+  dns_server(std::set<std::string> known, std::set<std::string> silent,
+             std::set<std::string> dual = {})
+      : known_(std::move(known)), silent_(std::move(silent)), dual_(std::move(dual)) {
     fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -93,8 +94,15 @@ class dns_server {
       out[3] = 0x80;  // recursion available, NOERROR
       out[6] = out[7] = out[8] = out[9] = out[10] = out[11] = 0;  // no answers yet
       std::size_t m = question_end;
-      if (!known_.contains(name)) {
+      if (!known_.contains(name) && !dual_.contains(name)) {
         out[3] |= 3;  // NXDOMAIN
+      } else if (type == 28 && dual_.contains(name)) {
+        out[7] = 1;  // AAAA ::1
+        const unsigned char rr[] = {0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16,
+                                    0,    0,    0, 0,  0, 0, 0, 0, 0, 0,  0, 0,
+                                    0,    0,    0, 1};
+        std::memcpy(out + m, rr, sizeof rr);
+        m += sizeof rr;
       } else if (type == 1) {
         out[7] = 1;  // one answer: a pointer to the question's name, A, IN, TTL 60, 127.0.0.1
         const unsigned char rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
@@ -107,6 +115,7 @@ class dns_server {
 
   std::set<std::string> known_;
   std::set<std::string> silent_;
+  std::set<std::string> dual_;
   int fd_ = -1;
   int stop_fd_ = -1;
   mutable std::mutex mutex_;
