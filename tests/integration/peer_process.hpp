@@ -10,11 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -155,7 +157,13 @@ struct redis_server {
                  "--appendonly", "no", "--dir", dir.path.string(), "--logfile",
                  (dir.path / "redis.log").string(), "--unixsocket",
                  (dir.path / "redis.sock").string(), "--unixsocketperm", "700"},
-                port) {}
+                port) {
+    // redis-server listens on TCP first, then makes its Unix socket: the socket file appearing
+    // is the only sign of it (bounded wait).
+    for (int i = 0; i < 5000 && !std::filesystem::exists(dir.path / "redis.sock"); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   [[nodiscard]] endpoint where() const { return {"127.0.0.1", port}; }
   /// The same server through its Unix socket (ready once the TCP port is).
   [[nodiscard]] endpoint unix_where() const {
