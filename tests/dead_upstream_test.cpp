@@ -365,13 +365,17 @@ TEST_CASE("warm minimum: restored after the server closes every idle connection"
       REQUIRE(co_await p.with_connection(ep, ping) == "ping");
       CHECK(co_await until([&] { return p.stats(ep).idle >= 3 && server.open_now >= 3; }));
       const std::uint64_t created = p.stats(ep).total_created;
+      const auto old = static_cast<std::uint64_t>(server.open_now);
       co_await server.apply(test_server::act::fin);
-      // Evicted (peer_closed), then opened again in the background: a caller finds them warm.
+      // Every old one evicted (its FIN seen), then new ones opened in the background, so that
+      // a caller finds them warm. (A slow machine sees the FINs late: until then the old ones
+      // still count as idle.)
       CHECK(co_await until([&] {
         const endpoint_stats st = p.stats(ep);
-        return st.total_created >= created + 3 && st.idle >= 3;
+        return st.closed_for(close_reason::peer_closed) + st.closed_for(close_reason::peer_reset) >=
+                   old &&
+               st.total_created >= created + 3 && st.idle >= 3 && server.open_now >= 3;
       }));
-      CHECK(server.open_now >= 3);
       CHECK(p.stats(ep).closed_for(close_reason::peer_closed) >= 3);
       const int accepted = server.accepted;
       REQUIRE(co_await p.with_connection(ep, ping) == "ping");
@@ -490,8 +494,9 @@ TEST_CASE("connect backoff: 50 tasks ride out a port that refuses for 1 s, then 
     // doubling (+-20%): about 5 steps in the second, not thousands.
     CHECK(st.errors >= 3);
     CHECK(st.errors <= 10 + 7);
-    // Served within one step of the return (the step after 1 s is at most 0.8 s * 1.2).
-    CHECK(last - back < 1.0);
+    // Served within one step of the return (the step after 1 s is at most 0.8 s * 1.2), with
+    // room for a slow (sanitizer) build.
+    CHECK(last - back < 1.3);
     p.close_idle_connections(ep);
   });
 }
