@@ -60,21 +60,3 @@ TEST_CASE("address: Unix domain sockets, by path and in the abstract namespace")
   CHECK(socket_address::unix_socket("/" + std::string(106, 'x')));  // 107 bytes: the most
   CHECK(!socket_address::unix_socket("/" + std::string(107, 'x')));
 }
-
-TEST_CASE("endpoint: unix:// URLs parse, print and compare") {
-  const endpoint e = endpoint::parse("unix:///tmp/x.sock");
-  CHECK(e.is_unix());
-  CHECK(e.host == "/tmp/x.sock");
-  CHECK(e.port == 0);
-  CHECK(e == endpoint::unix_socket("/tmp/x.sock"));
-  CHECK(e.to_string() == "unix:///tmp/x.sock");
-  CHECK(endpoint::parse(e.to_string()) == e);
-  CHECK(endpoint::parse("unix://@name") == endpoint::unix_socket("@name"));
-  CHECK(e.problem().empty());
-  CHECK(!endpoint{"127.0.0.1", 80}.is_unix());
-  CHECK_THROWS_WITH(endpoint::parse("unix://relative.sock"),
-                    doctest::Contains("a Unix socket needs an absolute path"));
-  CHECK_THROWS_WITH(endpoint::parse("unix://"), doctest::Contains("\"unix://\""));
-  CHECK(endpoint::unix_socket("/" + std::string(200, 'x')).problem().find(
-            "not a usable Unix socket path") != std::string::npos);
-}

@@ -18,6 +18,7 @@
 #include <conpool/io.hpp>
 #include <conpool/listener.hpp>
 #include <conpool/pool.hpp>
+#include <conpool/proxy.hpp>
 #include <conpool/runtime.hpp>
 #include <conpool/scope.hpp>
 #include <conpool/shard.hpp>

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-/// `endpoint`: where pooled connections go — host, port and TLS identity.
+/// `endpoint`: where pooled connections go — host, port, TLS identity and proxy.
 ///
-/// Two endpoints share connections only when host, port and TLS identity (context object and
-/// server name) are all equal. Hosts are names or IPv4/IPv6 literals; names are resolved by the
-/// pool, off the shard's thread. A Unix domain socket endpoint has its path as host ("/..." or,
-/// abstract, "@...") and port 0.
+/// Two endpoints share connections only when host, port, TLS identity (context object and
+/// server name) and proxy are all equal. Hosts are RFC 1123 names or IPv4/IPv6 literals (checked
+/// before any I/O: `problem()`); names are resolved by the pool, off the shard's thread. A Unix
+/// domain socket endpoint has its path as host ("/..." or, abstract, "@...") and port 0.
 ///
 /// Example:
 ///   endpoint redis{"127.0.0.1", 6379};
 ///   endpoint api = endpoint::parse("tls://api.example.com:443");   // TLS: set api.tls->context
 ///   endpoint local = endpoint::parse("unix:///run/redis/redis.sock");
+///   endpoint far{"db.internal", 5432};
+///   far.proxy = proxy_config::parse("socks5://127.0.0.1:1080");     // conpool/proxy.hpp
 ///   std::cout << redis;                                              // 127.0.0.1:6379
 
 #include <cstddef>
@@ -23,6 +25,8 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
+
+#include <conpool/proxy.hpp>
 
 namespace conpool {
 
@@ -41,6 +45,8 @@ struct endpoint {
   std::string host;
   std::uint16_t port = 0;
   std::optional<tls_config> tls;
+  /// Reached through this HTTP CONNECT or SOCKS5 proxy (not for Unix sockets).
+  std::optional<proxy_config> proxy;
 
   endpoint() = default;
   /// `endpoint{"127.0.0.1", 6379}`; TLS when `tls` is given.
@@ -51,21 +57,29 @@ struct endpoint {
   static endpoint unix_socket(std::string path) { return {std::move(path), 0}; }
 
   /// "tcp://host:port" or "tls://host:port" (IPv6 literals in brackets: "tcp://[::1]:80"), or
-  /// "unix:///path/to.sock" / "unix://@abstract-name".
+  /// "unix:///path/to.sock" / "unix://@abstract-name". The host is checked as `problem()` does.
   /// A tls:// endpoint gets an empty `tls_config`: its context is the caller's to set.
   /// Throws std::invalid_argument naming the text and what is wrong with it.
   static endpoint parse(std::string_view url);
+
+  /// The URL `parse` reads back to this endpoint's host, port and scheme ("tls://[::1]:443");
+  /// the TLS context, server name and proxy are not part of it.
+  [[nodiscard]] std::string to_url() const;
 
   /// A Unix domain socket's endpoint (port 0, host a path or "@name").
   [[nodiscard]] bool is_unix() const noexcept {
     return port == 0 && !host.empty() && (host.front() == '/' || host.front() == '@');
   }
 
-  /// Why this endpoint cannot be used (empty host, port 0, TLS without a context, TLS in a
-  /// build without it), naming the endpoint; empty when it can.
+  /// Why this endpoint cannot be used, naming the endpoint; empty when it can. Refused: a host
+  /// that is not an RFC 1123 name or an IP literal (NUL, controls, spaces, "/ @ ? # % \ [ ]",
+  /// over 253 bytes, ...), port 0, a bad Unix socket path, TLS without a context or in a build
+  /// without TLS, a proxy that `proxy_config::problem` refuses or on a Unix socket.
   [[nodiscard]] std::string problem() const;
 
-  /// "127.0.0.1:6379", "[::1]:80", "example.com:443 (tls)", "unix:///run/redis.sock".
+  /// "127.0.0.1:6379", "[::1]:80", "example.com:443 (tls)", "unix:///run/redis.sock",
+  /// "db:5432 via socks5://user@127.0.0.1:1080" (never a password). Bytes that do not print
+  /// (in an endpoint `problem()` refuses) are escaped as \xNN.
   [[nodiscard]] std::string to_string() const;
 
   friend bool operator==(const endpoint&, const endpoint&) = default;
@@ -80,7 +94,7 @@ std::string describe(std::error_code e, const endpoint& ep, std::string_view wha
 
 }  // namespace conpool
 
-/// Hashes host, port and TLS identity (context object, server name).
+/// Hashes host, port, TLS identity (context object, server name) and proxy.
 template <>
 struct std::hash<conpool::endpoint> {
   std::size_t operator()(const conpool::endpoint& e) const noexcept;

@@ -26,7 +26,7 @@ using result = std::expected<T, std::error_code>;
 enum class errc {
   pool_closed = 1,       ///< the pool is closed: no new acquisitions
   acquire_timeout,       ///< no connection became free within `acquire_timeout`
-  connect_timeout,       ///< TCP (and TLS) connect did not finish within `connect_timeout`
+  connect_timeout,       ///< the open (resolve, connect, tunnel, TLS) outlasted `connect_timeout`
   circuit_open,          ///< the endpoint's circuit breaker is open
   unhealthy,             ///< the connection failed its health check
   tls_handshake_failed,  ///< the TLS handshake failed
@@ -35,6 +35,7 @@ enum class errc {
   timed_out,             ///< a `with_timeout` deadline passed before the task finished
   end_of_stream,         ///< the peer closed the stream before the bytes asked for arrived
   bad_address,           ///< not an IPv4 or IPv6 literal, or no port
+  tunnel_failed,         ///< the proxy refused the tunnel (its reply in `pool::last_error`)
 };
 
 /// The category of `conpool::errc`; its name is "conpool".

@@ -7,6 +7,8 @@
 
 #include <conpool/address.hpp>
 
+#include "host_name.hpp"
+
 namespace conpool {
 
 socket_address::socket_address() noexcept : addr_{}, size_(sizeof(sockaddr_in)) {
@@ -62,11 +64,8 @@ result<socket_address> socket_address::unix_socket(std::string_view path) {
   socket_address a;
   a.addr_ = {};
   a.addr_.un.sun_family = AF_UNIX;
+  if (!detail::unix_path_problem(path).empty()) return fail(errc::bad_address);
   const bool abstract = path.starts_with('@');
-  if (path.size() < 2 || (!abstract && !path.starts_with('/')) ||
-      path.size() >= sizeof a.addr_.un.sun_path || path.find('\0') != std::string_view::npos) {
-    return fail(errc::bad_address);
-  }
   std::memcpy(a.addr_.un.sun_path, path.data(), path.size());
   if (abstract) a.addr_.un.sun_path[0] = '\0';  // the abstract namespace: no file
   // Abstract names are counted bytes (no terminator); paths end at their NUL.

@@ -1,20 +1,28 @@
 // SPDX-License-Identifier: MIT
+// endpoint's syntax: parse, check, print. Pure (no I/O and no conpool runtime types), so that
+// the fuzz target builds it alone.
 #include <conpool_config.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ostream>
 #include <stdexcept>
 
-#include <conpool/address.hpp>
 #include <conpool/endpoint.hpp>
-#include <conpool/error.hpp>
+
+#include "host_name.hpp"
 
 namespace conpool {
 namespace {
 
 [[noreturn]] void bad_url(std::string_view url, std::string_view why) {
-  throw std::invalid_argument("conpool::endpoint::parse: \"" + std::string(url) +
-                              "\": " + std::string(why));
+  throw std::invalid_argument("conpool::endpoint::parse: " + detail::quoted(url, 200) + ": " +
+                              std::string(why));
+}
+
+std::string host_port(const std::string& host, std::uint16_t port) {
+  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return out + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -29,10 +37,7 @@ endpoint endpoint::parse(std::string_view url) {
     e.tls.emplace();
   } else if (url.starts_with("unix://")) {
     e.host = url.substr(7);
-    if (!socket_address::unix_socket(e.host)) {
-      bad_url(url, "a Unix socket needs an absolute path (unix:///run/x.sock) or an abstract "
-                   "name (unix://@name), at most 107 bytes, without NUL");
-    }
+    if (std::string why = detail::unix_path_problem(e.host); !why.empty()) bad_url(url, why);
     return e;
   } else {
     bad_url(url, "expected tcp://host:port, tls://host:port or unix:///path");
@@ -42,6 +47,7 @@ endpoint endpoint::parse(std::string_view url) {
     const std::size_t close = rest.find(']');
     if (close == std::string_view::npos) bad_url(url, "IPv6 literal without a closing ']'");
     e.host = rest.substr(1, close - 1);
+    if (e.host.find(':') == std::string::npos) bad_url(url, "only IPv6 literals go in brackets");
     if (rest.substr(close + 1).size() < 2 || rest[close + 1] != ':') {
       bad_url(url, "no :port after the host");
     }
@@ -55,7 +61,7 @@ endpoint endpoint::parse(std::string_view url) {
     }
     port_text = rest.substr(colon + 1);
   }
-  if (e.host.empty()) bad_url(url, "empty host");
+  if (std::string why = detail::host_problem(e.host); !why.empty()) bad_url(url, why);
   unsigned port = 0;
   const auto [end, ec] =
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
@@ -69,20 +75,27 @@ endpoint endpoint::parse(std::string_view url) {
 
 std::string endpoint::problem() const {
   const std::string name = "endpoint " + to_string();
-  if (host.empty()) return name + ": empty host";
   if (is_unix()) {
-    if (!socket_address::unix_socket(host)) {
-      return name + ": not a usable Unix socket path (absolute or @abstract, at most 107 bytes)";
-    }
-  } else if (port == 0) {
-    return name + ": port 0";
+    if (std::string why = detail::unix_path_problem(host); !why.empty()) return name + ": " + why;
+    if (proxy) return name + ": a Unix socket cannot be reached through a proxy";
+  } else {
+    if (std::string why = detail::host_problem(host); !why.empty()) return name + ": " + why;
+    if (port == 0) return name + ": port 0";
   }
   if (tls) {
     // Refused before any I/O: a TLS endpoint must never be dialled in plain.
     if (!CONPOOL_HAVE_TLS) return name + ": TLS endpoint, but this conpool was built without TLS";
     if (!tls->context) return name + ": TLS without a context (set tls->context)";
   }
+  if (proxy) {
+    if (std::string why = proxy->problem(); !why.empty()) return name + ": " + why;
+  }
   return {};
+}
+
+std::string endpoint::to_url() const {
+  if (is_unix()) return "unix://" + host;
+  return (tls ? "tls://" : "tcp://") + host_port(host, port);
 }
 
 std::string endpoint::to_string() const {
@@ -90,23 +103,25 @@ std::string endpoint::to_string() const {
   if (is_unix()) {
     out = "unix://" + host;
   } else {
-    out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    out += ':';
-    out += std::to_string(port);
+    out = host_port(host, port);
+  }
+  // Only in an endpoint problem() refuses; quoted() escapes, we drop its quotes.
+  if (std::any_of(out.begin(), out.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f;
+      })) {
+    const std::string q = detail::quoted(out, 200);
+    out = q.substr(1, q.size() - 2);
   }
   if (tls) {
     out += " (tls";
     if (tls->servername && *tls->servername != host) out += ", sni " + *tls->servername;
     out += ')';
   }
+  if (proxy) out += " via " + proxy->to_string();
   return out;
 }
 
 std::ostream& operator<<(std::ostream& os, const endpoint& e) { return os << e.to_string(); }
-
-std::string describe(std::error_code e, const endpoint& ep, std::string_view what) {
-  return describe(e, ep.to_string(), what);
-}
 
 }  // namespace conpool
 
@@ -117,6 +132,12 @@ std::size_t std::hash<conpool::endpoint>::operator()(const conpool::endpoint& e)
   if (e.tls) {
     mix(std::hash<const void*>{}(e.tls->context.get()));
     if (e.tls->servername) mix(std::hash<std::string>{}(*e.tls->servername));
+  }
+  if (e.proxy) {
+    mix(std::hash<std::string>{}(e.proxy->host));
+    mix(e.proxy->port);
+    mix(static_cast<std::size_t>(e.proxy->kind) + 1);
+    mix(std::hash<std::string>{}(e.proxy->username));
   }
   return h;
 }

@@ -13,6 +13,7 @@
 #include "happy_eyeballs.hpp"
 #include "lease_access.hpp"
 #include "pool_shared.hpp"
+#include "tunnel.hpp"
 
 namespace conpool::detail {
 
@@ -22,16 +23,20 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
 }
 
-// Resolves the endpoint and races its addresses (Happy Eyeballs: happy_eyeballs.hpp); the
-// last failure is the one reported. TLS endpoints then run the handshake (the same deadline
-// covers both); a TLS failure is the server's answer, not an address's, and ends the attempt.
-// `phase` says what it is doing ("resolve", "connect", "tls"): a deadline that cuts it short
+// Resolves the endpoint (or its proxy) and races its addresses (Happy Eyeballs:
+// happy_eyeballs.hpp); the last failure is the one reported. Through a proxy, the tunnel is
+// asked for next (tunnel.hpp). TLS endpoints then run the handshake (the same deadline covers
+// all); a TLS failure is the server's answer, not an address's, and ends the attempt.
+// `phase` says what it is doing ("resolve", "connect", "tunnel", "tls"): a deadline that cuts it short
 // names the phase it cut.
 task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase) {
   const endpoint& ep = slab.ep;
   result<std::vector<socket_address>> addresses;
   if (ep.is_unix()) {
     addresses = std::vector<socket_address>{*socket_address::unix_socket(ep.host)};  // checked
+  } else if (ep.proxy) {  // the proxy's name is ours to resolve, the endpoint's is the proxy's
+    phase = "resolve";
+    addresses = co_await core.names.resolve(ep.proxy->host, ep.proxy->port);
   } else {
     phase = "resolve";
     addresses = co_await core.names.resolve(ep.host, ep.port);
@@ -45,9 +50,20 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase
                                           to_ns(core.cfg.connection_attempt_delay));
   if (!f) {
     if (f.error() != std::errc::operation_canceled) {
-      slab.last_error = describe(f.error(), ep, "connect");
+      slab.last_error = describe(f.error(), ep, ep.proxy ? "connect to proxy" : "connect");
     }
     co_return fail(f.error());
+  }
+  if (ep.proxy) {
+    phase = "tunnel";
+    std::string why;
+    if (result<void> tunnel = co_await open_tunnel(*f, ep, why); !tunnel) {
+      if (tunnel.error() != std::errc::operation_canceled) {
+        slab.last_error = ep.to_string() + ": tunnel: " + why;
+      }
+      (void)co_await f->close();
+      co_return fail(tunnel.error());
+    }
   }
   if (ep.tls) {
     phase = "tls";

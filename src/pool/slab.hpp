@@ -33,11 +33,13 @@ class pool_core;
 class pool_shared;
 struct handoff;
 
-/// The hit path's key check: cheap fields first, then the host's bytes in 8-byte loads (hosts are
-/// short; a libc memcmp call costs more than the compare).
+/// The hit path's key check, on every part of the identity (host, port, TLS, proxy): cheap
+/// fields first, then the host's bytes in 8-byte loads (hosts are short; a libc memcmp call
+/// costs more than the compare).
 inline bool same_endpoint(const endpoint& a, const endpoint& b) noexcept {
   const std::size_t n = a.host.size();
-  if (a.port != b.port || n != b.host.size() || a.tls.has_value() != b.tls.has_value()) {
+  if (a.port != b.port || n != b.host.size() || a.tls.has_value() != b.tls.has_value() ||
+      a.proxy.has_value() != b.proxy.has_value()) {
     return false;
   }
   const char* x = a.host.data();
@@ -53,7 +55,7 @@ inline bool same_endpoint(const endpoint& a, const endpoint& b) noexcept {
   for (; i < n; ++i) {
     if (x[i] != y[i]) return false;
   }
-  return !a.tls || *a.tls == *b.tls;
+  return (!a.tls || *a.tls == *b.tls) && (!a.proxy || *a.proxy == *b.proxy);
 }
 
 // Tasks waiting for a slab (or the pool) to drain; re-check their condition when woken.

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <conpool/endpoint.hpp>
 #include <conpool/error.hpp>
 
 namespace conpool {
@@ -20,6 +21,7 @@ class category final : public std::error_category {
       case errc::timed_out: return "deadline passed";
       case errc::end_of_stream: return "peer closed the stream early";
       case errc::bad_address: return "not an IPv4 or IPv6 address literal with a port";
+      case errc::tunnel_failed: return "proxy refused the tunnel";
     }
     return "unknown conpool error " + std::to_string(code);
   }
@@ -41,6 +43,10 @@ std::string describe(std::error_code e, std::string_view subject, std::string_vi
   out += ": ";
   out += e.message();
   return out;
+}
+
+std::string describe(std::error_code e, const endpoint& ep, std::string_view what) {
+  return describe(e, ep.to_string(), what);
 }
 
 }  // namespace conpool
