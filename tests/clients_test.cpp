@@ -210,4 +210,9 @@ TEST_CASE("clients: target URLs, and errors that name the target and the fault")
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(url::parse("http://::1/"), doctest::Contains("brackets"),
                        std::invalid_argument);
+  // Found by tests/fuzz/url_fuzz: "[x]" printed as "x:80", which no longer read back the same.
+  CHECK_THROWS_WITH_AS(url::parse("http://[[x]:80/"), doctest::Contains("brackets hold only IPv6"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(url::parse("http://a b/"), doctest::Contains("no space"),
+                       std::invalid_argument);
 }

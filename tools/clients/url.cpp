@@ -32,7 +32,8 @@ url url::parse(std::string_view text) {
     rest = rest.substr(0, slash);
   }
   std::string_view port_text;
-  if (rest.starts_with('[')) {
+  const bool bracketed = rest.starts_with('[');
+  if (bracketed) {
     const std::size_t close = rest.find(']');
     if (close == std::string_view::npos) bad(text, "unclosed '[' around an IPv6 host");
     u.host = std::string(rest.substr(1, close - 1));
@@ -53,6 +54,14 @@ url url::parse(std::string_view text) {
     }
   }
   if (u.host.empty()) bad(text, "no host");
+  // What prints back as the same URL: brackets only around an IPv6 host, no space or control.
+  if (bracketed && u.host.find(':') == std::string::npos) bad(text, "brackets hold only IPv6");
+  for (char c : u.host) {
+    if (c == '[' || c == ']' || c == '@' || static_cast<unsigned char>(c) <= ' ' ||
+        static_cast<unsigned char>(c) >= 0x7f) {
+      bad(text, "no space, control byte, '[', ']' or '@' in a host (IPv6 goes in brackets)");
+    }
+  }
   if (port_text.empty()) {
     u.port = default_port(u.scheme);
     if (u.port == 0) bad(text, "no port (" + u.scheme + ":// has no default)");
