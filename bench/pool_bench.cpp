@@ -139,6 +139,38 @@ void BM_acquire_release_next_turn_strict(benchmark::State& state) {
   acquire_release(state, next_acquire::next_turn, true);
 }
 
+// One open through the pool an iteration: acquire on an empty pool (an IPv4 literal: no lookup;
+// socket, options, connect under connect_timeout), then close. The counters say what an open
+// costs in SQEs and io_uring_enter calls (the close's SQE included); the other syscalls an open
+// makes (socket, setsockopt) are counted with perf (README, "Opening a connection").
+void BM_open_close(benchmark::State& state) {
+  echo_server_thread server;
+  shard s(options(state));
+  shard_counters before{};
+  std::uint64_t failures = 0;
+  s.run([](benchmark::State& state, endpoint ep, shard_counters& before,
+           std::uint64_t& failures) -> task<void> {
+    pool p;
+    before = shard::current()->counters();
+    for (auto _ : state) {
+      result<connection> c = co_await p.acquire(ep);
+      if (!c) {
+        ++failures;
+        continue;
+      }
+      p.close(std::move(*c));
+    }
+    co_await p.close_pool();
+  }(state, server.where(), before, failures));
+  const shard_counters after = s.counters();
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["enters/op"] = static_cast<double>(after.enters - before.enters) / n;
+  state.counters["sqes/op"] = static_cast<double>(after.sqes - before.sqes) / n;
+  state.counters["failures"] = static_cast<double>(failures);
+  state.SetItemsProcessed(state.iterations());
+  report_mode(state);
+}
+
 task<bool> echo64(flow& f) {
   static const std::string msg(64, 'x');
   if (!co_await f.write_all(msg)) co_return false;
@@ -205,6 +237,7 @@ BENCHMARK(BM_acquire_release_idle)->Apply(modes);
 BENCHMARK(BM_acquire_release_strict)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn_strict)->Apply(modes);
+BENCHMARK(BM_open_close)->Apply(modes)->UseRealTime();
 BENCHMARK(BM_echo_pooled)->Apply(modes_and_concurrency);
 BENCHMARK(BM_echo_fresh)->Apply(modes_and_concurrency);
 

@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: MIT
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <atomic>
 #include <numeric>
 #include <thread>
@@ -154,6 +157,52 @@ TEST_CASE("flow: writing to a reset peer reports the system error, no SIGPIPE") 
       for (int i = 0; i < 100 && r; ++i) r = co_await c->write_all(chunk);
       REQUIRE_FALSE(r.has_value());
       CHECK((r.error() == std::errc::connection_reset || r.error() == std::errc::broken_pipe));
+    }());
+  });
+}
+
+TEST_CASE("flow: connect sets the options and connects in one linked batch; a bad option fails "
+          "it cleanly") {
+  for_each_ring_mode([](ring_mode m) {
+    fd_leak_check leaks;
+    shard s({.mode = m});
+    s.run([]() -> task<void> {
+      result<listener> l = listener::open(socket_address::loopback(0));
+      REQUIRE(l.has_value());
+      const socket_options with_keepalive{.keepalive = keepalive_settings{},
+                                          .user_timeout = {}};
+
+      // The options, the connect and its timeout: 4 + 1 + 1 + 1 SQEs, one submission, no
+      // setsockopt syscall (where the kernel takes socket commands; else the syscalls).
+      const shard_counters before = shard::current()->counters();
+      result<flow> f = co_await connect(l->address(), 5s, with_keepalive);
+      REQUIRE(f.has_value());
+      const shard_counters after = shard::current()->counters();
+      MESSAGE("SQEs for one connect: ", after.sqes - before.sqes);
+      CHECK((after.sqes - before.sqes == 7 || after.sqes - before.sqes == 1 + 1));
+      int idle = 0;
+      socklen_t size = sizeof idle;
+      REQUIRE(::getsockopt(f->native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, &size) == 0);
+      CHECK(idle == 15);  // the default keepalive_settings reached the socket
+      int nodelay = 0;
+      REQUIRE(::getsockopt(f->native_handle(), IPPROTO_TCP, TCP_NODELAY, &nodelay, &size) == 0);
+      CHECK(nodelay == 1);
+      (void)co_await f->close();
+
+      // TCP_KEEPIDLE over the kernel's 32767 s: the command fails, the kernel cancels the
+      // connect, and the error is the option's (nothing connected, no descriptor left).
+      const socket_options too_idle{.keepalive = keepalive_settings{.idle = 40'000s},
+                                    .user_timeout = {}};
+      result<flow> bad = co_await connect(l->address(), 5s, too_idle);
+      REQUIRE(!bad.has_value());
+      CHECK(bad.error() == std::errc::invalid_argument);
+
+      // The shard still sends options as commands after an option's own error.
+      const shard_counters again = shard::current()->counters();
+      f = co_await connect(l->address(), 5s, with_keepalive);
+      REQUIRE(f.has_value());
+      CHECK(shard::current()->counters().sqes - again.sqes == after.sqes - before.sqes);
+      (void)co_await f->close();
     }());
   });
 }

@@ -12,7 +12,9 @@
 #include <conpool/tls.hpp>
 
 #include "conpool_config.h"
+#include "connect_chain.hpp"
 #include "flow_access.hpp"
+#include "shard_core.hpp"
 #if CONPOOL_HAVE_TLS
 #include "tls_stream.hpp"
 #endif
@@ -117,39 +119,62 @@ task<result<void>> flow::close() {
 }
 
 namespace {
-// The options on a TCP socket not yet connected (plain setsockopt: liburing 2.3 has no socket
-// command; these are a few syscalls of the open path, never of a request).
-result<void> set_options(int fd, int family, const socket_options& o) {
-  if (family == AF_UNIX) return {};  // no TCP under it: nothing to set
-  auto set = [fd](int level, int name, int value) -> result<void> {
-    if (::setsockopt(fd, level, name, &value, sizeof value) != 0) {
+
+// The options a TCP socket gets before its connect; none for AF_UNIX (no TCP under it).
+unsigned options_for(int family, const socket_options& o,
+                     detail::int_option (&out)[detail::max_chain_options]) noexcept {
+  if (family == AF_UNIX) return 0;
+  unsigned n = 0;
+  out[n++] = {IPPROTO_TCP, TCP_NODELAY, 1};
+  if (o.keepalive) {
+    const keepalive_settings& k = *o.keepalive;
+    out[n++] = {SOL_SOCKET, SO_KEEPALIVE, 1};
+    out[n++] = {IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(k.idle.count())};
+    out[n++] = {IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(k.interval.count())};
+    out[n++] = {IPPROTO_TCP, TCP_KEEPCNT, k.probes};
+  }
+  if (o.user_timeout) {
+    out[n++] = {IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(o.user_timeout->count())};
+  }
+  return n;
+}
+
+// The same options by setsockopt(2): where the ring takes no socket commands, and to learn
+// which option a failed chain stumbled on.
+result<void> set_options(int fd, std::span<const detail::int_option> options) {
+  for (const detail::int_option& o : options) {
+    if (::setsockopt(fd, o.level, o.name, &o.value, sizeof o.value) != 0) {
       return fail(std::error_code(errno, std::system_category()));
     }
-    return {};
-  };
-  result<void> r = set(IPPROTO_TCP, TCP_NODELAY, 1);
-  if (r && o.keepalive) {
-    const keepalive_settings& k = *o.keepalive;
-    r = set(SOL_SOCKET, SO_KEEPALIVE, 1);
-    if (r) r = set(IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(k.idle.count()));
-    if (r) r = set(IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(k.interval.count()));
-    if (r) r = set(IPPROTO_TCP, TCP_KEEPCNT, k.probes);
   }
-  if (r && o.user_timeout) {
-    r = set(IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(o.user_timeout->count()));
-  }
-  return r;
+  return {};
 }
+
 }  // namespace
 
 task<result<flow>> connect(socket_address to, op_timeout timeout, socket_options options) {
-  result<int> fd = co_await io::socket(to.family(), SOCK_STREAM, 0);
-  if (!fd) co_return fail(fd.error());
-  flow f(*fd);  // closes the socket on every failure path below
-  if (result<void> set = set_options(*fd, to.family(), options); !set) {
+  // socket(2), not IORING_OP_SOCKET: the batch below needs the descriptor when it is prepared,
+  // and a socket SQE would cost a loop turn before the connect could even be queued.
+  const int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) co_return fail(std::error_code(errno, std::system_category()));
+  flow f(fd);  // closes the socket on every failure path below
+  detail::int_option list[detail::max_chain_options];
+  const std::span<const detail::int_option> opts(list, options_for(to.family(), options, list));
+  detail::shard_core& shard = detail::shard_core::current();
+  if (!opts.empty() && shard.socket_commands() && opts.size() + 2 <= shard.sq_entries()) {
+    // One batch: the options, the connect, its timeout (connect_chain.hpp).
+    detail::connect_chain_op chain(fd, to, timeout, opts);
+    result<void> r = co_await chain;
+    if (r) co_return std::move(f);
+    if (!chain.lead_error()) co_return fail(r.error());
+    // An option's command failed: the syscalls name the error, or show that this kernel's
+    // sockets take no commands (then the shard stops sending them).
+    if (result<void> set = set_options(fd, opts); !set) co_return fail(set.error());
+    shard.no_socket_commands();
+  } else if (result<void> set = set_options(fd, opts); !set) {
     co_return fail(set.error());
   }
-  result<void> r = co_await io::connect(*fd, to, timeout);
+  result<void> r = co_await io::connect(fd, to, timeout);
   if (!r) co_return fail(r.error());
   co_return std::move(f);
 }

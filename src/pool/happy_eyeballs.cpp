@@ -73,8 +73,9 @@ void race::kick() noexcept {
 
 task<void> news(race& r) { co_await kick_awaiter{r}; }
 
-task<void> attempt(race& r, socket_address to, const socket_options& options, scope& sc) {
-  result<flow> f = co_await connect(to, {}, options);
+task<void> attempt(race& r, socket_address to, const socket_options& options, time_limit limit,
+                   scope& sc) {
+  result<flow> f = co_await connect(to, limit.left(), options);
   if (f) {
     if (!r.winner) {
       r.winner = std::move(*f);
@@ -92,14 +93,14 @@ task<void> attempt(race& r, socket_address to, const socket_options& options, sc
 
 task<result<flow>> connect_first(std::vector<socket_address> addresses,
                                  const socket_options& options,
-                                 std::chrono::nanoseconds attempt_delay) {
-  if (addresses.size() == 1) co_return co_await connect(addresses.front(), {}, options);
+                                 std::chrono::nanoseconds attempt_delay, time_limit limit) {
+  if (addresses.size() == 1) co_return co_await connect(addresses.front(), limit.left(), options);
   const std::vector<socket_address> order = interleave_families(addresses);
   race r;
   co_await scoped([&](scope& sc) -> task<void> {
     for (std::size_t i = 0; i < order.size() && !r.winner; ++i) {
       const int failed_before = r.failed;
-      sc.spawn(attempt(r, order[i], options, sc));
+      sc.spawn(attempt(r, order[i], options, limit, sc));
       if (i + 1 == order.size()) break;
       // The next attempt: after the delay, or at once when an attempt fails (RFC 8305 5).
       bool cut = false;

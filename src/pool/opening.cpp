@@ -23,33 +23,49 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
 }
 
+// `t` bounded by what is left of `limit` (a TIMEOUT SQE of its own); as it is without one.
+template <class T>
+task<T> within(const time_limit& limit, task<T> t) {
+  if (const op_timeout left = limit.left()) co_return co_await with_timeout(*left, std::move(t));
+  co_return co_await std::move(t);
+}
+
 // Resolves the endpoint (or its proxy) and races its addresses (Happy Eyeballs:
 // happy_eyeballs.hpp); the last failure is the one reported. Through a proxy, the tunnel is
-// asked for next (tunnel.hpp). TLS endpoints then run the handshake (the same deadline covers
-// all); a TLS failure is the server's answer, not an address's, and ends the attempt.
-// `phase` says what it is doing ("resolve", "connect", "tunnel", "tls"): a deadline that cuts it short
-// names the phase it cut.
-task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase) {
+// asked for next (tunnel.hpp). TLS endpoints then run the handshake; a TLS failure is the
+// server's answer, not an address's, and ends the attempt.
+// Every phase is bounded by what is left of `limit`, the open's connect_timeout: a numeric or
+// cached host needs no lookup and no timer, and a connect's bound is its own linked timeout, so
+// a plain open arms no separate timer at all. `phase` says what it is doing ("resolve",
+// "connect", "tunnel", "tls"): a limit that cuts it short names the phase it cut.
+task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const time_limit& limit,
+                        const char*& phase) {
   const endpoint& ep = slab.ep;
   result<std::vector<socket_address>> addresses;
   if (ep.is_unix()) {
     addresses = std::vector<socket_address>{*socket_address::unix_socket(ep.host)};  // checked
-  } else if (ep.proxy) {  // the proxy's name is ours to resolve, the endpoint's is the proxy's
-    phase = "resolve";
-    addresses = co_await core.names.resolve(ep.proxy->host, ep.proxy->port);
   } else {
+    // Through a proxy, the proxy's name is ours to resolve and the endpoint's is the proxy's.
+    const std::string& host = ep.proxy ? ep.proxy->host : ep.host;
+    const std::uint16_t port = ep.proxy ? ep.proxy->port : ep.port;
     phase = "resolve";
-    addresses = co_await core.names.resolve(ep.host, ep.port);
+    if (std::optional<std::vector<socket_address>> known = core.names.answer_now(host, port)) {
+      addresses = std::move(*known);
+    } else {
+      addresses = co_await within(limit, core.names.resolve(host, port));
+    }
   }
   if (!addresses) {
-    slab.last_error = describe(addresses.error(), ep, "resolve");
+    if (addresses.error() != errc::timed_out) {
+      slab.last_error = describe(addresses.error(), ep, "resolve");
+    }
     co_return fail(addresses.error());
   }
   phase = "connect";
   result<flow> f = co_await connect_first(std::move(*addresses), core.socket_settings(),
-                                          to_ns(core.cfg.connection_attempt_delay));
+                                          to_ns(core.cfg.connection_attempt_delay), limit);
   if (!f) {
-    if (f.error() != std::errc::operation_canceled) {
+    if (f.error() != std::errc::operation_canceled && f.error() != errc::connect_timeout) {
       slab.last_error = describe(f.error(), ep, ep.proxy ? "connect to proxy" : "connect");
     }
     co_return fail(f.error());
@@ -57,17 +73,16 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase
   if (ep.proxy) {
     phase = "tunnel";
     std::string why;
-    if (result<void> tunnel = co_await open_tunnel(*f, ep, why); !tunnel) {
-      if (tunnel.error() != std::errc::operation_canceled) {
-        slab.last_error = ep.to_string() + ": tunnel: " + why;
-      }
+    result<void> tunnel = co_await within(limit, open_tunnel(*f, ep, why));
+    if (!tunnel) {
+      if (!why.empty()) slab.last_error = ep.to_string() + ": tunnel: " + why;
       (void)co_await f->close();
       co_return fail(tunnel.error());
     }
   }
   if (ep.tls) {
     phase = "tls";
-    if (result<void> secured = co_await tls_open(*f, slab); !secured) {
+    if (result<void> secured = co_await within(limit, tls_open(*f, slab)); !secured) {
       (void)co_await f->close();  // tls_open put wolfSSL's reason in last_error
       co_return fail(secured.error());
     }
@@ -77,15 +92,12 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const char*& phase
 
 task<result<flow>> dial_bounded(slot* s) {
   pool_core& core = s->slab->core;
-  result<flow> f;
   const char* phase = "connect";
-  if (core.cfg.connect_timeout) {
-    f = co_await with_timeout(to_ns(*core.cfg.connect_timeout), dial(core, *s->slab, phase));
-  } else {
-    f = co_await dial(core, *s->slab, phase);
-  }
-  if (!f && f.error() == errc::timed_out) {
-    // The whole open's deadline: the phase it cut is named
+  const time_limit limit = time_limit::after(
+      core.cfg.connect_timeout ? std::optional(to_ns(*core.cfg.connect_timeout)) : std::nullopt);
+  result<flow> f = co_await dial(core, *s->slab, limit, phase);
+  if (!f && (f.error() == errc::timed_out || f.error() == errc::connect_timeout)) {
+    // The open's limit: the phase it cut is named
     // ("stuck.example:80: resolve: no answer within connect_timeout").
     std::ostringstream why;
     why << s->slab->ep.to_string() << ": " << phase << ": no answer within connect_timeout ("

@@ -249,14 +249,21 @@ void resolver::landed(flight* f) noexcept {
   delete f;
 }
 
-task<result<std::vector<socket_address>>> resolver::resolve(std::string host, std::uint16_t port) {
+std::optional<std::vector<socket_address>> resolver::answer_now(const std::string& host,
+                                                                std::uint16_t port) {
   if (result<socket_address> literal = socket_address::parse(host, port)) {
-    co_return std::vector<socket_address>{*literal};
+    return std::vector<socket_address>{*literal};
   }
-  const auto now = loop_now();
   if (auto it = cache_.find(host); it != cache_.end()) {
-    if (now < it->second.expires) co_return with_port(it->second.addresses, port);
+    if (loop_now() < it->second.expires) return with_port(it->second.addresses, port);
     cache_.erase(it);
+  }
+  return std::nullopt;
+}
+
+task<result<std::vector<socket_address>>> resolver::resolve(std::string host, std::uint16_t port) {
+  if (std::optional<std::vector<socket_address>> known = answer_now(host, port)) {
+    co_return std::move(*known);
   }
   flight* f = nullptr;
   if (auto it = flights_.find(host); it != flights_.end()) {

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,6 +31,11 @@ class resolver {
   /// Every address of `host` with `port`, IPv4 and IPv6, in getaddrinfo's order.
   /// Errors: errc::resolve_failed, operation_canceled (the lookup goes on for the others).
   task<result<std::vector<socket_address>>> resolve(std::string host, std::uint16_t port);
+
+  /// The answer when it needs no lookup (a numeric host, or a cached name): then `resolve`
+  /// would complete at once, and the caller can skip bounding it.
+  [[nodiscard]] std::optional<std::vector<socket_address>> answer_now(const std::string& host,
+                                                                      std::uint16_t port);
 
   /// Lookups handed to the helpers so far (one per flight).
   [[nodiscard]] std::uint64_t lookups() const noexcept { return lookups_; }

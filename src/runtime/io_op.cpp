@@ -31,16 +31,23 @@ bool io_op::start(std::coroutine_handle<> h, cancel_node* node) noexcept {
     return false;
   }
   shard_core& s = shard_core::current();
-  io_uring_sqe* sqe = s.sqe(has_link_timeout_ ? 2 : 1);
+  const unsigned batch = lead_count_ + (has_link_timeout_ ? 2u : 1u);
+  for (unsigned i = 0; i < lead_count_; ++i) {
+    io_uring_sqe* lead = s.sqe(batch - i);  // the first call makes room for the whole batch
+    lead_(*this, i, *lead);
+    lead->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(lead, user_data(this, role_aux));
+  }
+  io_uring_sqe* sqe = s.sqe(batch - lead_count_);
   prep_(*this, *sqe);
   io_uring_sqe_set_data64(sqe, user_data(this, role_main));
-  pending_ = 1;
+  pending_ = static_cast<std::uint8_t>(lead_count_ + 1);
   if (has_link_timeout_) {
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* link = s.sqe(1);  // room was reserved: same batch, right after
     io_uring_prep_link_timeout(link, &link_timeout_, 0);
     io_uring_sqe_set_data64(link, user_data(this, role_link));
-    pending_ = 2;
+    ++pending_;
   }
   s.expect(pending_);
   waiter_ = h;
@@ -57,6 +64,8 @@ void io_op::on_cqe(completion* c, unsigned role, int res, unsigned) noexcept {
     if (op->node_ != nullptr) op->node_->unpark(op);
   } else if (role == role_link && res == -ETIME) {
     op->timed_out_ = true;
+  } else if (role == role_aux && res < 0 && res != -ECANCELED && op->lead_res_ == 0) {
+    op->lead_res_ = res;
   }
   if (--op->pending_ == 0) op->finish();
 }
@@ -73,6 +82,10 @@ void io_op::on_cancel(cancel_hook* h) noexcept {
   io_uring_sqe_set_data64(sqe, user_data(op, role_cancel));
   ++op->pending_;
   s.expect(1);
+}
+
+std::error_code io_op::lead_error() const noexcept {
+  return lead_res_ == 0 ? std::error_code{} : errno_error(lead_res_);
 }
 
 std::error_code io_op::error(std::error_code on_timeout) const noexcept {

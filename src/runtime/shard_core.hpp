@@ -162,6 +162,13 @@ class shard_core {
   [[nodiscard]] ring_mode mode() const noexcept { return mode_; }
   [[nodiscard]] unsigned ring_flags() const noexcept { return flags_; }
   [[nodiscard]] bool has_socket_op() const noexcept { return has_socket_op_; }
+  /// Socket options may go as linked SOCKET_URING_OP_SETSOCKOPT commands (Linux 6.7+): the
+  /// ring has IORING_OP_URING_CMD, and no command has yet failed where the setsockopt syscall
+  /// then worked (`no_socket_commands`: a kernel whose sockets take no commands).
+  [[nodiscard]] bool socket_commands() const noexcept { return socket_commands_; }
+  void no_socket_commands() noexcept { socket_commands_ = false; }
+  /// The SQ ring's size: the most SQEs one linked batch can have.
+  [[nodiscard]] unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
   [[nodiscard]] const shard_counters& counters() const noexcept { return counters_; }
   void count_frame() noexcept { ++counters_.frames; }
 
@@ -210,6 +217,7 @@ class shard_core {
   alignas(64) unsigned flags_ = 0;
   ring_mode mode_ = ring_mode::plain;
   bool has_socket_op_ = false;
+  bool socket_commands_ = false;
   bool in_loop_ = false;  // inside run() or poll()
   bool reaping_ = false;  // inside reap(): completions' handlers run
   int notify_fd_ = -1;

@@ -34,7 +34,8 @@ enum sqe_role : unsigned {
   role_cancel = 2,   ///< an IORING_OP_ASYNC_CANCEL aimed at it
   role_message = 3,  ///< a MSG_RING message from another ring (no SQE of ours)
   role_wake = 4,     ///< a MSG_RING wake-up for a completion of ours, from a helper thread
-  role_aux = 5,      ///< another SQE of the same owner (a TLS close_notify before its close)
+  role_aux = 5,      ///< another SQE of the same owner (a TLS close_notify before its close, a
+                     ///< lead SQE linked ahead of an operation)
   role_post = 6,     ///< a post between shards of a group (MSG_RING); res < 0: it failed to leave
   role_mask = 7,
 };
@@ -64,6 +65,19 @@ class io_op : protected completion, protected cancel_hook {
   explicit io_op(prep_fn prep) noexcept;
   io_op(prep_fn prep, std::optional<std::chrono::nanoseconds> link_timeout) noexcept;
 
+  /// Fills lead SQE `i`: one of `count` linked ahead of the operation's own in the same batch
+  /// (the kernel runs them in order first). Their CQEs are owed like the operation's (a chain
+  /// that breaks posts every CQE, the rest with ECANCELED); a failed lead cancels the
+  /// operation: `lead_error()`.
+  using lead_fn = void (*)(io_op&, unsigned i, io_uring_sqe&) noexcept;
+  void lead_with(lead_fn lead, unsigned count) noexcept {
+    lead_ = lead;
+    lead_count_ = static_cast<std::uint8_t>(count);
+  }
+  /// The error of the first lead SQE that failed (so the kernel cancelled the operation), or
+  /// none.
+  [[nodiscard]] std::error_code lead_error() const noexcept;
+
   /// The operation's CQE result: >= 0, or -errno.
   [[nodiscard]] int res() const noexcept { return res_; }
   /// The error of a failed operation: operation_canceled when its fiber was cancelled,
@@ -77,11 +91,14 @@ class io_op : protected completion, protected cancel_hook {
   void finish() noexcept;
 
   prep_fn prep_;
+  lead_fn lead_ = nullptr;
   std::coroutine_handle<> waiter_;
   cancel_node* node_ = nullptr;
   __kernel_timespec link_timeout_{};
   int res_ = 0;
+  int lead_res_ = 0;  // the first failed lead's result
   std::uint8_t pending_ = 0;  // CQEs still owed
+  std::uint8_t lead_count_ = 0;
   bool has_link_timeout_ = false;
   bool timed_out_ = false;
   bool cancel_requested_ = false;
