@@ -196,3 +196,56 @@ TEST_CASE("happy eyeballs: ::1 blackholed, 127.0.0.1 listening: connected after 
     });
   }
 }
+
+TEST_CASE("resolve: a refreshed answer without an address drains its connections") {
+  if (!dns().why_not.empty()) {
+    MESSAGE("skipped: " << dns().why_not);
+    return;
+  }
+  testing::fd_leak_check leaks;
+  shard s;
+  s.run([]() -> task<void> {
+    test_server first;  // 127.0.0.1:port
+    const std::uint16_t port = first.where().port;
+    test_server second(*socket_address::parse("127.0.0.2", port));
+    dns().dns->set_a("moving.test", {"127.0.0.1"});
+    co_await scoped([&](scope& sc) -> task<void> {
+      sc.spawn(first.run(sc));
+      sc.spawn(second.run(sc));
+      config c;
+      c.dns_ttl = std::chrono::duration<double>(0.2);
+      pool p(c);
+      const endpoint ep{"moving.test", port};
+      result<connection> kept = co_await p.acquire(ep);
+      result<connection> parked = co_await p.acquire(ep);
+      REQUIRE((kept && parked));
+      p.release(std::move(*parked));  // idle
+      CHECK(first.accepted == 2);
+      const int queries = dns().dns->queries("moving.test");
+
+      // The host moves: its answer, refreshed in the background once dns_ttl has passed, no
+      // longer has 127.0.0.1.
+      dns().dns->set_a("moving.test", {"127.0.0.2"});
+      for (int i = 0; i < 500 && p.stats(ep).closed_for(close_reason::address_dropped) == 0; ++i) {
+        (void)co_await sleep_for(10ms);
+      }
+      CHECK(dns().dns->queries("moving.test") > queries);
+      CHECK(p.stats(ep).closed_for(close_reason::address_dropped) == 1);  // the idle one, now
+      CHECK(p.stats(ep).idle == 0);
+      CHECK(p.stats(ep).active == 1);
+      p.release(std::move(*kept));  // the leased one: closed as it comes back
+      CHECK(p.stats(ep).closed_for(close_reason::address_dropped) == 2);
+      CHECK(p.stats(ep).idle == 0);
+
+      // A new connection goes to the address the host has now.
+      result<connection> moved = co_await p.acquire(ep);
+      REQUIRE(moved.has_value());
+      CHECK(co_await testing::echo_once(moved->flow(), "where") == "where");
+      CHECK(second.accepted == 1);
+      p.release(std::move(*moved));
+      co_await p.close_pool();
+      testing::check_stats_add_up(p);
+      sc.cancel();
+    });
+  }());
+}

@@ -145,6 +145,7 @@ std::string_view to_string(close_reason r) noexcept {
     case close_reason::closed_by_user: return "closed_by_user";
     case close_reason::drained: return "drained";
     case close_reason::pool_closed: return "pool_closed";
+    case close_reason::address_dropped: return "address_dropped";
   }
   return "unknown";
 }

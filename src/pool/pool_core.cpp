@@ -41,6 +41,9 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
       background_(nullptr),
       random_state_(0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(this) ^
                     static_cast<std::uint64_t>(loop_clock::now().time_since_epoch().count())) {
+  names.on_dropped = [this](const std::string& host, const std::vector<socket_address>& gone) {
+    drain_addresses(host, gone);
+  };
   timer_.on_cqe = &pool_core::on_timer;
   timer_.core = this;
   watch_hook_.run = &pool_core::arm_queued_watchers;
@@ -56,6 +59,7 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
     span = std::min(span, cfg.max_connection_lifetime.count() * cfg.lifetime_jitter);
   }
   if (cfg.health_check_interval) span = std::min(span, cfg.health_check_interval->count());
+  if (cfg.dns_ttl.count() > 0) span = std::min(span, cfg.dns_ttl.count());
   sweep_every_ = to_loop(std::chrono::duration<double>(std::clamp(span / 4, 0.001, 1.0)));
   sockopts_.keepalive = cfg.tcp_keepalive;
   if (cfg.tcp_user_timeout) {
@@ -707,6 +711,7 @@ void pool_core::sweep(loop_clock::time_point now) noexcept {
 void pool_core::tick() noexcept {
   const auto now = loop_now();
   sweep(now);
+  refresh_names();
   bool idle_left = false;
   auto next = loop_clock::time_point::max();
   for (auto& [ep, slab] : slabs_) {

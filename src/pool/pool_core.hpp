@@ -280,6 +280,11 @@ class pool_core {
   /// Opens connections in the background until `min_idle_per_endpoint` are idle (or opening
   /// for that) on this shard, within the limit and the backoff.
   void top_up(endpoint_slab& slab) noexcept;
+  /// Looks up again, in the background, every host whose answer passed dns_ttl while it has
+  /// connections here (dns_refresh.cpp).
+  void refresh_names();
+  /// The resolver's news: `host`'s new answer lacks `gone`; their connections are drained.
+  void drain_addresses(const std::string& host, const std::vector<socket_address>& gone);
 
   /// A handoff from another shard arrived here.
   void on_handoff(handoff* p) noexcept;

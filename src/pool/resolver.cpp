@@ -237,8 +237,18 @@ void resolver::landed(flight* f) noexcept {
   flights_.erase(f->host);
   if (f->status == 0) {
     const auto ttl = std::chrono::duration_cast<loop_clock::duration>(ttl_);
-    if (ttl.count() > 0) cache_[f->host] = entry{f->addresses, loop_now() + ttl};
-  }
+    if (ttl.count() > 0) {
+      entry& e = cache_[f->host];
+      std::vector<socket_address> gone;
+      for (const socket_address& a : e.addresses) {
+        if (std::find(f->addresses.begin(), f->addresses.end(), a) == f->addresses.end()) {
+          gone.push_back(a);
+        }
+      }
+      e = entry{f->addresses, loop_now() + ttl};
+      if (!gone.empty() && on_dropped) on_dropped(f->host, gone);
+    }
+  }  // a failed refresh keeps the old answer: a DNS outage drains nothing
   while (flight_waiter* w = f->waiters) {
     f->unlink(w);
     w->status = f->status;
@@ -254,11 +264,15 @@ std::optional<std::vector<socket_address>> resolver::answer_now(const std::strin
   if (result<socket_address> literal = socket_address::parse(host, port)) {
     return std::vector<socket_address>{*literal};
   }
-  if (auto it = cache_.find(host); it != cache_.end()) {
-    if (loop_now() < it->second.expires) return with_port(it->second.addresses, port);
-    cache_.erase(it);
+  if (auto it = cache_.find(host); it != cache_.end() && loop_now() < it->second.expires) {
+    return with_port(it->second.addresses, port);
   }
-  return std::nullopt;
+  return std::nullopt;  // past its TTL, the answer stays until the next one replaces it
+}
+
+bool resolver::stale(const std::string& host) const {
+  auto it = cache_.find(host);
+  return it != cache_.end() && loop_now() >= it->second.expires && !flights_.contains(host);
 }
 
 task<result<std::vector<socket_address>>> resolver::resolve(std::string host, std::uint16_t port) {

@@ -6,9 +6,12 @@
 // helper, not every lookup behind it), whose answer comes back to the asking shard as an
 // IORING_OP_MSG_RING completion. Concurrent lookups of one host on a shard are one lookup
 // (a flight that every asking task joins); answers are cached per shard for the pool's dns_ttl.
+// An answer past its TTL is kept until the next answer replaces it: the addresses a refreshed
+// answer no longer has are reported (`on_dropped`), so that the pool drains their connections.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -36,6 +39,15 @@ class resolver {
   /// would complete at once, and the caller can skip bounding it.
   [[nodiscard]] std::optional<std::vector<socket_address>> answer_now(const std::string& host,
                                                                       std::uint16_t port);
+
+  /// True when `host` has an answer past its TTL and no lookup out: the caller may refresh it
+  /// (`resolve`, whose answer is then compared with the old one).
+  [[nodiscard]] bool stale(const std::string& host) const;
+
+  /// Told, when a refreshed answer for `host` lacks addresses the previous one had, which
+  /// (port 0). Called on the shard, from the answer's completion.
+  std::function<void(const std::string& host, const std::vector<socket_address>& gone)>
+      on_dropped;
 
   /// Lookups handed to the helpers so far (one per flight).
   [[nodiscard]] std::uint64_t lookups() const noexcept { return lookups_; }

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 // A tiny DNS server on UDP 127.0.0.1:53 (inside a network namespace of the test's own), on a
-// thread of its own: it answers A queries for the names it was given (127.0.0.1), answers AAAA
-// with ::1 for the "dual" ones and with no address for the others, says NXDOMAIN to other names, and never answers the names it was told to
-// ignore (a silent server, as a DNS server that is down or firewalled). It counts the queries
-// it sees per name and type.
+// thread of its own: it answers A queries for the names it was given (127.0.0.1, or the
+// addresses `set_a` gave the name, changeable while it runs), answers AAAA with ::1 for the
+// "dual" ones and with no address for the others, says NXDOMAIN to other names, and never
+// answers the names it was told to ignore (a silent server, as a DNS server that is down or
+// firewalled). It counts the queries it sees per name and type.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace conpool::testing {
 
@@ -51,6 +53,14 @@ class dns_server {
   }
   dns_server(const dns_server&) = delete;
   dns_server& operator=(const dns_server&) = delete;
+
+  /// From now on, `name`'s A answer is `ipv4` (dotted quads, one record each).
+  void set_a(const std::string& name, const std::vector<std::string>& ipv4) {
+    std::vector<in_addr_t> addresses;
+    for (const std::string& a : ipv4) addresses.push_back(::inet_addr(a.c_str()));
+    std::lock_guard lock(mutex_);
+    a_records_[name] = std::move(addresses);
+  }
 
   /// Queries seen for `name` of type `type` (1: A, 28: AAAA).
   int queries(const std::string& name, int type = 1) const {
@@ -94,7 +104,22 @@ class dns_server {
       out[3] = 0x80;  // recursion available, NOERROR
       out[6] = out[7] = out[8] = out[9] = out[10] = out[11] = 0;  // no answers yet
       std::size_t m = question_end;
-      if (!known_.contains(name) && !dual_.contains(name)) {
+      std::vector<in_addr_t> set;
+      {
+        std::lock_guard lock(mutex_);
+        if (auto it = a_records_.find(name); it != a_records_.end()) set = it->second;
+      }
+      if (!set.empty()) {
+        if (type == 1) {
+          out[7] = static_cast<unsigned char>(set.size());
+          for (const in_addr_t a : set) {
+            unsigned char rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 0, 0, 0, 0};
+            std::memcpy(rr + 12, &a, 4);
+            std::memcpy(out + m, rr, sizeof rr);
+            m += sizeof rr;
+          }
+        }
+      } else if (!known_.contains(name) && !dual_.contains(name)) {
         out[3] |= 3;  // NXDOMAIN
       } else if (type == 28 && dual_.contains(name)) {
         out[7] = 1;  // AAAA ::1
@@ -120,6 +145,7 @@ class dns_server {
   int stop_fd_ = -1;
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, int>, int> counts_;
+  std::map<std::string, std::vector<in_addr_t>> a_records_;
   std::thread thread_;
 };
 

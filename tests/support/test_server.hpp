@@ -23,6 +23,8 @@ class test_server {
 
   explicit test_server(bool v6 = false)
       : listener_(*listener::open(socket_address::loopback(0, v6))) {}
+  /// Listening at `at` (another loopback address, a given port).
+  explicit test_server(socket_address at) : listener_(*listener::open(at)) {}
 
   endpoint where() const { return {listener_.address().host(), listener_.address().port()}; }
 
