@@ -93,6 +93,11 @@ struct config {
   std::chrono::duration<double> connection_attempt_delay{0.25};
   /// How long resolved addresses of a host name are reused. >= 0.
   std::chrono::duration<double> dns_ttl{300.0};
+  /// While a host name has connections, its answer is looked up again when `dns_ttl` passes;
+  /// connections to an address missing from two answers in a row are closed (idle ones at
+  /// once, leased ones when they come back: `close_reason::address_dropped`). Off: connections
+  /// stay until they die or expire, as in Envoy and Go's Transport.
+  bool drain_dropped_addresses = true;
   /// Called on the shard's thread when a connection is opened, closed (with why), or handed
   /// out again.
   std::function<void(const endpoint&)> on_connection_created;

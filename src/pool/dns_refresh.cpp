@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // DNS answers that change under pooled connections: a host whose answer passed its dns_ttl while
 // it still has connections is looked up again in the background (on the part's timer); the
-// addresses the new answer lacks have their connections drained: idle ones closed now, leased
-// ones when they come back (close_reason::address_dropped). New opens use the new answer.
+// addresses missing from two answers in a row (resolver.hpp says why two) have their
+// connections drained: idle ones closed now, leased or moving ones when they come back or
+// arrive (close_reason::address_dropped). New opens use the new answer.
 // Envoy and Go's Transport keep such connections until they die or expire (envoy#34721,
 // go#23427).
 #include <netinet/in.h>
@@ -11,17 +12,19 @@
 #include <algorithm>
 #include <cstring>
 
+#include "host_name.hpp"
 #include "pool_core.hpp"
 
 namespace conpool::detail {
 namespace {
 
 // The name the part resolves for `ep`: the proxy's when it goes through one; empty for a Unix
-// socket.
+// socket or an IP literal (nothing to refresh).
 const std::string& resolved_name(const endpoint& ep) {
   static const std::string none;
   if (ep.is_unix()) return none;
-  return ep.proxy ? ep.proxy->host : ep.host;
+  const std::string& host = ep.proxy ? ep.proxy->host : ep.host;
+  return is_ip_literal(host) ? none : host;
 }
 
 // True when the connection's peer is at one of `gone` (any port).
@@ -46,7 +49,7 @@ bool peer_in(const slot& s, const std::vector<socket_address>& gone) {
 
 bool has_connection(slot_state st) noexcept {
   return st == slot_state::idle || st == slot_state::active || st == slot_state::checking ||
-         st == slot_state::probing;
+         st == slot_state::probing || st == slot_state::leaving;
 }
 
 task<void> refresh(resolver& names, std::string host) {
@@ -55,12 +58,17 @@ task<void> refresh(resolver& names, std::string host) {
 
 }  // namespace
 
-void pool_core::refresh_names() {
+bool pool_core::refresh_names() {
+  if (!cfg.drain_dropped_addresses) return false;
+  bool named = false;
   for (auto& [ep, slab] : slabs_) {
     const std::string& host = resolved_name(ep);
-    if (host.empty() || slab->in_use == 0 || !names.stale(host)) continue;
-    run_background(refresh(names, host));  // one lookup: stale() is false from here on
+    if (host.empty() || slab->in_use == 0) continue;
+    named = true;
+    // A shard whose connections all came from others has no answer yet: it looks one up too.
+    if (names.stale(host)) run_background(refresh(names, host));  // stale() is false from here
   }
+  return named;
 }
 
 void pool_core::drain_addresses(const std::string& host, const std::vector<socket_address>& gone) {

@@ -4,7 +4,6 @@
 #include <conpool_config.h>
 
 #include <algorithm>
-#include <charconv>
 #include <ostream>
 #include <stdexcept>
 
@@ -18,11 +17,6 @@ namespace {
 [[noreturn]] void bad_url(std::string_view url, std::string_view why) {
   throw std::invalid_argument("conpool::endpoint::parse: " + detail::quoted(url, 200) + ": " +
                               std::string(why));
-}
-
-std::string host_port(const std::string& host, std::uint16_t port) {
-  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return out + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -42,34 +36,10 @@ endpoint endpoint::parse(std::string_view url) {
   } else {
     bad_url(url, "expected tcp://host:port, tls://host:port or unix:///path");
   }
-  std::string_view port_text;
-  if (rest.starts_with('[')) {
-    const std::size_t close = rest.find(']');
-    if (close == std::string_view::npos) bad_url(url, "IPv6 literal without a closing ']'");
-    e.host = rest.substr(1, close - 1);
-    if (e.host.find(':') == std::string::npos) bad_url(url, "only IPv6 literals go in brackets");
-    if (rest.substr(close + 1).size() < 2 || rest[close + 1] != ':') {
-      bad_url(url, "no :port after the host");
-    }
-    port_text = rest.substr(close + 2);
-  } else {
-    const std::size_t colon = rest.rfind(':');
-    if (colon == std::string_view::npos) bad_url(url, "no :port after the host");
-    e.host = rest.substr(0, colon);
-    if (e.host.find(':') != std::string::npos) {
-      bad_url(url, "an IPv6 literal must be in brackets: tcp://[::1]:80");
-    }
-    port_text = rest.substr(colon + 1);
+  if (std::string why = detail::split_authority(rest, e.host, e.port); !why.empty()) {
+    bad_url(url, why);
   }
   if (std::string why = detail::host_problem(e.host); !why.empty()) bad_url(url, why);
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 ||
-      port > 65535) {
-    bad_url(url, "port must be a number from 1 to 65535");
-  }
-  e.port = static_cast<std::uint16_t>(port);
   return e;
 }
 
@@ -95,7 +65,7 @@ std::string endpoint::problem() const {
 
 std::string endpoint::to_url() const {
   if (is_unix()) return "unix://" + host;
-  return (tls ? "tls://" : "tcp://") + host_port(host, port);
+  return (tls ? "tls://" : "tcp://") + detail::join_authority(host, port);
 }
 
 std::string endpoint::to_string() const {
@@ -103,7 +73,7 @@ std::string endpoint::to_string() const {
   if (is_unix()) {
     out = "unix://" + host;
   } else {
-    out = host_port(host, port);
+    out = detail::join_authority(host, port);
   }
   // Only in an endpoint problem() refuses; quoted() escapes, we drop its quotes.
   if (std::any_of(out.begin(), out.end(), [](char c) {

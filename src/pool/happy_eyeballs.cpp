@@ -110,6 +110,8 @@ task<result<flow>> connect_first(std::vector<socket_address> addresses,
       }
       const detail::cancel_node* node = co_await detail::current_node{};
       if (node != nullptr && node->cancelled()) break;
+      // Past the open's limit: no attempt starts that could only time out at once.
+      if (const op_timeout left = limit.left(); left && left->count() == 0) break;
     }
     co_await sc.join();
   });

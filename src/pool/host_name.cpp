@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include <charconv>
 #include <cstdio>
 
 namespace conpool::detail {
@@ -70,7 +71,7 @@ std::string host_problem(std::string_view host) {
   std::string_view name = host;
   if (name.ends_with('.')) name.remove_suffix(1);  // a fully qualified name
   if (name.size() > 253) {
-    return "host name of " + std::to_string(host.size()) + " bytes (at most 253)";
+    return "host name of " + std::to_string(name.size()) + " bytes (at most 253, without a final '.')";
   }
   for (std::size_t i = 0; i < host.size(); ++i) {
     if (!is_name_byte(host[i]) && host[i] != '.') {
@@ -109,6 +110,43 @@ std::string host_problem(std::string_view host) {
   // "1.2.3.4.5", "999.0.0.1": no top-level domain is all digits (RFC 3696 §2).
   if (all_digits) return "host " + quoted(host) + " is neither a name nor an IPv4 address";
   return {};
+}
+
+std::string split_authority(std::string_view text, std::string& host, std::uint16_t& port) {
+  std::string_view port_text;
+  if (text.starts_with('[')) {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) return "IPv6 literal without a closing ']'";
+    host = text.substr(1, close - 1);
+    if (host.find(':') == std::string::npos) return "only IPv6 literals go in brackets";
+    if (text.substr(close + 1).size() < 2 || text[close + 1] != ':') {
+      return "no :port after the host";
+    }
+    port_text = text.substr(close + 2);
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return "no :port after the host";
+    host = text.substr(0, colon);
+    if (host.find(':') != std::string::npos) {
+      return "an IPv6 literal must be in brackets: [::1]:80";
+    }
+    port_text = text.substr(colon + 1);
+  }
+  unsigned value = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 ||
+      value > 65535) {
+    return "port must be a number from 1 to 65535";
+  }
+  port = static_cast<std::uint16_t>(value);
+  return {};
+}
+
+std::string join_authority(std::string_view host, std::uint16_t port) {
+  std::string out = host.find(':') != std::string_view::npos ? "[" + std::string(host) + "]"
+                                                             : std::string(host);
+  return out + ":" + std::to_string(port);
 }
 
 std::string unix_path_problem(std::string_view path) {

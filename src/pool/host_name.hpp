@@ -4,6 +4,7 @@
 // over bytes (no I/O, no conpool types): the endpoint and proxy parsers use them, and so do their
 // fuzz targets.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,14 @@ namespace conpool::detail {
 /// Refused among others: NUL, controls, spaces, "/ @ ? # % \ [ ]", IPv4 in forms inet_aton takes
 /// but dotted decimal does not ("127.1", "0x7f.0.0.1").
 std::string host_problem(std::string_view host);
+
+/// Splits a URL's authority, "host:port" or "[ipv6]:port", into `host` (without brackets) and
+/// `port` (1 to 65535). The host itself is not checked here (`host_problem`). Returns what is
+/// wrong in words, or empty.
+std::string split_authority(std::string_view text, std::string& host, std::uint16_t& port);
+
+/// "host:port", brackets around an IPv6 host: what `split_authority` reads back.
+std::string join_authority(std::string_view host, std::uint16_t port);
 
 /// True when `host` is an IPv4 or IPv6 literal (no name to resolve, no SNI to send).
 bool is_ip_literal(std::string_view host) noexcept;

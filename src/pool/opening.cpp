@@ -57,7 +57,8 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const time_limit& 
   }
   if (!addresses) {
     if (addresses.error() != errc::timed_out) {
-      slab.last_error = describe(addresses.error(), ep, "resolve");
+      slab.last_error =
+          describe(addresses.error(), ep, ep.proxy ? "resolve proxy " + ep.proxy->host : "resolve");
     }
     co_return fail(addresses.error());
   }

@@ -258,6 +258,8 @@ void pool_core::opened(slot* s, conpool::flow f) noexcept {
     slab.trial_open = false;
   }
   backoff_reset(slab);
+  // A host name's answer is refreshed on the timer while it has connections, leased or not.
+  if (cfg.drain_dropped_addresses && !slab.ep.is_unix()) wake_at(now + sweep_every_);
 }
 
 void pool_core::open_failed(slot* s, std::error_code error) noexcept {
@@ -711,7 +713,7 @@ void pool_core::sweep(loop_clock::time_point now) noexcept {
 void pool_core::tick() noexcept {
   const auto now = loop_now();
   sweep(now);
-  refresh_names();
+  const bool named = refresh_names();
   bool idle_left = false;
   auto next = loop_clock::time_point::max();
   for (auto& [ep, slab] : slabs_) {
@@ -725,7 +727,7 @@ void pool_core::tick() noexcept {
     if (cfg.min_idle_per_endpoint > 0) top_up(*slab);
     if (slab->idle_top != nullptr) idle_left = true;
   }
-  if (idle_left || probes_running_ > 0 || cfg.min_idle_per_endpoint > 0) {
+  if (idle_left || probes_running_ > 0 || cfg.min_idle_per_endpoint > 0 || named) {
     next = std::min(next, now + sweep_every_);
   }
   if (next != loop_clock::time_point::max()) wake_at(next);

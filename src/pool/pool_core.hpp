@@ -281,8 +281,9 @@ class pool_core {
   /// for that) on this shard, within the limit and the backoff.
   void top_up(endpoint_slab& slab) noexcept;
   /// Looks up again, in the background, every host whose answer passed dns_ttl while it has
-  /// connections here (dns_refresh.cpp).
-  void refresh_names();
+  /// connections here (dns_refresh.cpp). True when some host name has connections here (the
+  /// timer comes back for them).
+  bool refresh_names();
   /// The resolver's news: `host`'s new answer lacks `gone`; their connections are drained.
   void drain_addresses(const std::string& host, const std::vector<socket_address>& gone);
 

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // proxy_config's URL syntax: "http://" or "socks5://", optional percent-encoded user:password,
 // host and port.
-#include <charconv>
 #include <stdexcept>
 
 #include <conpool/proxy.hpp>
@@ -58,11 +57,6 @@ std::string encode(std::string_view in) {
   return out;
 }
 
-std::string host_port(const proxy_config& p) {
-  std::string out = p.host.find(':') != std::string::npos ? "[" + p.host + "]" : p.host;
-  return out + ":" + std::to_string(p.port);
-}
-
 const char* scheme(proxy_config::protocol k) {
   return k == proxy_config::protocol::socks5 ? "socks5://" : "http://";
 }
@@ -92,33 +86,9 @@ proxy_config proxy_config::parse(std::string_view url) {
     if (p.username.empty()) bad_url(url, "empty user name before '@'");
     rest = rest.substr(at + 1);
   }
-  std::string_view port_text;
-  if (rest.starts_with('[')) {
-    const std::size_t close = rest.find(']');
-    if (close == std::string_view::npos) bad_url(url, "IPv6 literal without a closing ']'");
-    p.host = rest.substr(1, close - 1);
-    if (p.host.find(':') == std::string::npos) bad_url(url, "only IPv6 literals go in brackets");
-    if (rest.substr(close + 1).size() < 2 || rest[close + 1] != ':') {
-      bad_url(url, "no :port after the host");
-    }
-    port_text = rest.substr(close + 2);
-  } else {
-    const std::size_t colon = rest.rfind(':');
-    if (colon == std::string_view::npos) bad_url(url, "no :port after the host");
-    p.host = rest.substr(0, colon);
-    if (p.host.find(':') != std::string::npos) {
-      bad_url(url, "an IPv6 literal must be in brackets: socks5://[::1]:1080");
-    }
-    port_text = rest.substr(colon + 1);
+  if (std::string why = detail::split_authority(rest, p.host, p.port); !why.empty()) {
+    bad_url(url, why);
   }
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 ||
-      port > 65535) {
-    bad_url(url, "port must be a number from 1 to 65535");
-  }
-  p.port = static_cast<std::uint16_t>(port);
   if (std::string why = p.problem(); !why.empty()) bad_url(url, why);
   return p;
 }
@@ -130,13 +100,13 @@ std::string proxy_config::to_url() const {
     if (!password.empty()) out += ":" + encode(password);
     out += '@';
   }
-  return out + host_port(*this);
+  return out + detail::join_authority(host, port);
 }
 
 std::string proxy_config::to_string() const {
   std::string out = scheme(kind);
   if (!username.empty()) out += encode(username) + "@";
-  return out + host_port(*this);
+  return out + detail::join_authority(host, port);
 }
 
 std::string proxy_config::problem() const {

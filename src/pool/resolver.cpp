@@ -235,20 +235,29 @@ resolver::~resolver() {
 
 void resolver::landed(flight* f) noexcept {
   flights_.erase(f->host);
-  if (f->status == 0) {
-    const auto ttl = std::chrono::duration_cast<loop_clock::duration>(ttl_);
-    if (ttl.count() > 0) {
+  const auto ttl = std::chrono::duration_cast<loop_clock::duration>(ttl_);
+  if (ttl.count() > 0) {
+    if (f->status == 0) {
       entry& e = cache_[f->host];
-      std::vector<socket_address> gone;
-      for (const socket_address& a : e.addresses) {
-        if (std::find(f->addresses.begin(), f->addresses.end(), a) == f->addresses.end()) {
-          gone.push_back(a);
-        }
+      auto in = [](const std::vector<socket_address>& v, const socket_address& a) {
+        return std::find(v.begin(), v.end(), a) != v.end();
+      };
+      std::vector<socket_address> gone;     // missing twice in a row: reported
+      std::vector<socket_address> missing;  // missing this once: watched
+      for (const socket_address& a : e.missing) {
+        if (!in(f->addresses, a)) gone.push_back(a);
       }
-      e = entry{f->addresses, loop_now() + ttl};
+      for (const socket_address& a : e.addresses) {
+        if (!in(f->addresses, a) && !in(gone, a)) missing.push_back(a);
+      }
+      e = entry{f->addresses, std::move(missing), loop_now() + ttl};
       if (!gone.empty() && on_dropped) on_dropped(f->host, gone);
+    } else if (auto it = cache_.find(f->host); it != cache_.end()) {
+      // A failed refresh keeps the old answer (a DNS outage drains nothing) and is tried again
+      // later, not at every tick.
+      it->second.expires = loop_now() + std::min(ttl, loop_clock::duration(std::chrono::seconds(5)));
     }
-  }  // a failed refresh keeps the old answer: a DNS outage drains nothing
+  }
   while (flight_waiter* w = f->waiters) {
     f->unlink(w);
     w->status = f->status;
@@ -271,8 +280,9 @@ std::optional<std::vector<socket_address>> resolver::answer_now(const std::strin
 }
 
 bool resolver::stale(const std::string& host) const {
+  if (ttl_.count() <= 0 || flights_.contains(host)) return false;
   auto it = cache_.find(host);
-  return it != cache_.end() && loop_now() >= it->second.expires && !flights_.contains(host);
+  return it == cache_.end() || loop_now() >= it->second.expires;
 }
 
 task<result<std::vector<socket_address>>> resolver::resolve(std::string host, std::uint16_t port) {

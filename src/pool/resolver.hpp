@@ -6,8 +6,11 @@
 // helper, not every lookup behind it), whose answer comes back to the asking shard as an
 // IORING_OP_MSG_RING completion. Concurrent lookups of one host on a shard are one lookup
 // (a flight that every asking task joins); answers are cached per shard for the pool's dns_ttl.
-// An answer past its TTL is kept until the next answer replaces it: the addresses a refreshed
-// answer no longer has are reported (`on_dropped`), so that the pool drains their connections.
+// An answer past its TTL is kept until the next answer replaces it. An address missing from two
+// refreshed answers in a row is reported (`on_dropped`), so that the pool drains its
+// connections: once is not enough, as DNS servers that rotate a subset of many addresses
+// (Route 53 multivalue, CDNs) leave some out of any one answer. A failed refresh keeps the old
+// answer and is tried again after min(dns_ttl, 5 s).
 
 #include <chrono>
 #include <cstdint>
@@ -40,11 +43,12 @@ class resolver {
   [[nodiscard]] std::optional<std::vector<socket_address>> answer_now(const std::string& host,
                                                                       std::uint16_t port);
 
-  /// True when `host` has an answer past its TTL and no lookup out: the caller may refresh it
-  /// (`resolve`, whose answer is then compared with the old one).
+  /// True when `host` (a name) has no answer or one past its TTL, and no lookup out: the caller
+  /// may refresh it (`resolve`, whose answer is then compared with the old one). False when
+  /// answers are not cached (dns_ttl 0).
   [[nodiscard]] bool stale(const std::string& host) const;
 
-  /// Told, when a refreshed answer for `host` lacks addresses the previous one had, which
+  /// Told, when addresses of `host` were missing from two refreshed answers in a row, which
   /// (port 0). Called on the shard, from the answer's completion.
   std::function<void(const std::string& host, const std::vector<socket_address>& gone)>
       on_dropped;
@@ -59,6 +63,7 @@ class resolver {
  private:
   struct entry {
     std::vector<socket_address> addresses;  // port 0
+    std::vector<socket_address> missing;    // left out of the last answer, not yet reported
     std::chrono::steady_clock::time_point expires;
   };
   std::chrono::duration<double> ttl_;

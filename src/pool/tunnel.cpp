@@ -9,6 +9,7 @@
 
 #include <conpool/io.hpp>
 
+#include "host_name.hpp"
 #include "tunnel_codec.hpp"
 
 namespace conpool::detail {
@@ -95,9 +96,12 @@ task<result<void>> socks5_tunnel(flow& f, const endpoint& ep, std::string& why) 
     if (result<void> r = co_await read_bytes(f, status, 2); !r) {
       co_return fail(broke(r.error(), p, "reading its answer to user and password", why));
     }
+    if (status[0] != 1) {
+      co_return fail(refused(p, "sent a reply that is not RFC 1929's (version " +
+                                    std::to_string(status[0]) + ")", why));
+    }
     if (status[1] != 0) {
-      co_return fail(refused(p, "refused user " + std::string(p.username) + " and its password",
-                             why));
+      co_return fail(refused(p, "refused user " + quoted(p.username) + " and its password", why));
     }
   }
   if (result<void> sent = co_await f.write_all(socks5_connect(ep.host, ep.port)); !sent) {

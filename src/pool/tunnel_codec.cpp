@@ -37,10 +37,9 @@ std::string base64(std::string_view bytes) {
 
 std::string http_connect_request(std::string_view host, std::uint16_t port,
                                  const proxy_config& p) {
-  std::string authority = host.find(':') != std::string_view::npos
-                              ? "[" + std::string(host) + "]"
-                              : std::string(host);
-  authority += ":" + std::to_string(port);
+  // An IPv6 zone means nothing to the proxy (and a raw '%' is not URI syntax): dropped, as
+  // socks5_connect does.
+  const std::string authority = join_authority(host.substr(0, host.find('%')), port);
   std::string out = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
   if (!p.username.empty()) {
     out += "Proxy-Authorization: Basic " + base64(p.username + ":" + p.password) + "\r\n";

@@ -53,6 +53,13 @@ endpoint via(endpoint ep, proxy_config proxy) {
   return ep;
 }
 
+// nginx's HTTPS port through `proxy`, verified against the test's CA as "localhost".
+endpoint tls_via(const testing::https_nginx& https, proxy_config proxy) {
+  return via(endpoint{"127.0.0.1", https.server.port,
+                      tls_config{tls_context::make({.ca_file = https.tls.cert}), "localhost"}},
+             std::move(proxy));
+}
+
 }  // namespace
 
 TEST_CASE("tunnel: HTTP CONNECT through tinyproxy, plain and TLS to nginx, pooled per proxy") {
@@ -75,9 +82,7 @@ TEST_CASE("tunnel: HTTP CONNECT through tinyproxy, plain and TLS to nginx, poole
     CHECK(p.stats(plain.where()).total_created == 0);  // the direct endpoint is another key
 
     // TLS to the target inside the tunnel, verified against the test's CA.
-    endpoint secure{"127.0.0.1", https->server.port,
-                    tls_config{tls_context::make({.ca_file = https->tls.cert}), "localhost"}};
-    secure.proxy = tiny->proxy();
+    const endpoint secure = tls_via(*https, tiny->proxy());
     co_await get_through(p, secure, tiny->port);
     co_await get_through(p, secure, tiny->port);
     CHECK(p.stats(secure).total_created == 1);
@@ -146,9 +151,7 @@ TEST_CASE("tunnel: SOCKS5 with a username and password (RFC 1929), TLS inside; b
   s.run([&]() -> task<void> {
     pool p;
     co_await get_through(p, via(plain.where(), dante->proxy()), dante->port);
-    endpoint secure{"127.0.0.1", https->server.port,
-                    tls_config{tls_context::make({.ca_file = https->tls.cert}), "localhost"}};
-    secure.proxy = dante->proxy();
+    const endpoint secure = tls_via(*https, dante->proxy());
     co_await get_through(p, secure, dante->port);
     co_await get_through(p, secure, dante->port);
     CHECK(p.stats(secure).total_created == 1);
@@ -159,7 +162,7 @@ TEST_CASE("tunnel: SOCKS5 with a username and password (RFC 1929), TLS inside; b
     auto [code, said] = co_await failure_of(p, bad_login);
     CHECK(code == errc::tunnel_failed);
     CHECK(said == bad_login.to_string() + ": tunnel: proxy " + wrong.to_string() +
-                      " refused user cpuser and its password");
+                      " refused user \"cpuser\" and its password");
 
     const endpoint no_login = via(plain.where(), dante->proxy(false));
     std::tie(code, said) = co_await failure_of(p, no_login);
