@@ -158,14 +158,22 @@ struct redis_server {
                  (dir.path / "redis.log").string(), "--unixsocket",
                  (dir.path / "redis.sock").string(), "--unixsocketperm", "700"},
                 port) {
-    // redis-server listens on TCP first, then makes its Unix socket: the socket file appearing
-    // is the only sign of it (bounded wait).
-    for (int i = 0; i < 5000 && !std::filesystem::exists(dir.path / "redis.sock"); ++i) {
+    // redis-server listens on TCP first, then makes its Unix socket (bind, then listen: the
+    // file appears before it accepts): a connect that succeeds is the sign (bounded wait).
+    const std::string path = (dir.path / "redis.sock").string();
+    for (int i = 0; i < 5000 && !accepts_on(path); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
+  static bool accepts_on(const std::string& path) {
+    const socket_address a = *socket_address::unix_socket(path);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool up = ::connect(fd, a.data(), a.size()) == 0;
+    ::close(fd);
+    return up;
+  }
   [[nodiscard]] endpoint where() const { return {"127.0.0.1", port}; }
-  /// The same server through its Unix socket (ready once the TCP port is).
+  /// The same server through its Unix socket (accepting: the constructor waited for it).
   [[nodiscard]] endpoint unix_where() const {
     return endpoint::unix_socket((dir.path / "redis.sock").string());
   }
