@@ -7,7 +7,10 @@
 // inlined uses of them ("mismatched allocation function").
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <malloc.h>
+
 #include <atomic>
+#include <climits>
 #include <cstdlib>
 #include <new>
 #include <thread>
@@ -20,15 +23,34 @@
 using namespace conpool;
 using namespace std::chrono_literals;
 
-// Heap allocations on this thread (the library's included: the replacement is process-wide).
+// Heap allocations on this thread (the library's included: the replacement is process-wide),
+// and the bytes they hold (malloc's usable size: what they really cost).
 static thread_local std::uint64_t t_allocations = 0;
+static thread_local std::int64_t t_live_bytes = 0;
 void* operator new(std::size_t n) {
   ++t_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) {
+    t_live_bytes += static_cast<std::int64_t>(malloc_usable_size(p));
+    return p;
+  }
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return operator new(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void operator delete(void* p) noexcept {
+  if (p != nullptr) t_live_bytes -= static_cast<std::int64_t>(malloc_usable_size(p));
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+void operator delete[](void* p) noexcept { operator delete(p); }
+void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
 
 namespace {
 
@@ -171,6 +193,33 @@ void BM_open_close(benchmark::State& state) {
   report_mode(state);
 }
 
+// User-space bytes the pool keeps per idle connection: `idle` connections warmed on one
+// endpoint of a fresh pool with the limit state.range(0) (INT_MAX for 0), counted as what the
+// shard's thread holds on the heap after, less before (slots, slab, the endpoint's entry and
+// its table; coroutine frames come and go; sockets are the kernel's).
+void BM_idle_bytes(benchmark::State& state) {
+  const int limit = state.range(0) == 0 ? INT_MAX : static_cast<int>(state.range(0));
+  const int idle = static_cast<int>(state.range(1));
+  echo_server_thread server;
+  shard s;
+  std::int64_t held = 0;
+  bool ok = true;
+  for (auto _ : state) {
+    s.run([](endpoint ep, int limit, int idle, std::int64_t& held, bool& ok) -> task<void> {
+      config c;
+      c.max_connections_per_endpoint = limit;
+      pool p(c);
+      const std::int64_t before = t_live_bytes;
+      ok = static_cast<bool>(co_await p.warm_endpoint(ep, idle)) && p.stats(ep).idle == static_cast<std::uint64_t>(idle);
+      held = t_live_bytes - before;
+      co_await p.close_pool();
+    }(server.where(), limit, idle, held, ok));
+  }
+  state.counters["bytes/idle"] = static_cast<double>(held) / idle;
+  state.counters["bytes"] = static_cast<double>(held);
+  state.counters["failures"] = ok ? 0 : 1;
+}
+
 task<bool> echo64(flow& f) {
   static const std::string msg(64, 'x');
   if (!co_await f.write_all(msg)) co_return false;
@@ -238,6 +287,10 @@ BENCHMARK(BM_acquire_release_strict)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn_strict)->Apply(modes);
 BENCHMARK(BM_open_close)->Apply(modes)->UseRealTime();
+BENCHMARK(BM_idle_bytes)
+    ->ArgsProduct({{100, 1000, 1000000, 0}, {1, 100}})
+    ->ArgNames({"limit", "idle"})
+    ->Iterations(1);
 BENCHMARK(BM_echo_pooled)->Apply(modes_and_concurrency);
 BENCHMARK(BM_echo_fresh)->Apply(modes_and_concurrency);
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <climits>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -219,6 +220,38 @@ TEST_CASE("pool: 1000 tasks, limit 10: the server never sees more than 10, waite
       check_stats_add_up(p);
     });
   });
+}
+
+TEST_CASE("pool: any limit up to INT_MAX works; slots are made as connections need them") {
+  for (const int limit : {1, 7, 9, 1'000'000, INT_MAX}) {
+    CAPTURE(limit);
+    config c;
+    c.max_connections_per_endpoint = limit;
+    CHECK_NOTHROW(c.validate());
+    with_pool(ring_mode::automatic, c, [limit](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      // 40 at once: past the first chunks of slots (8, then growing by half), within the limit.
+      const int want = std::min(limit, 40);
+      std::vector<connection> held;
+      for (int i = 0; i < want; ++i) {
+        result<connection> r = co_await p.acquire(ep);
+        REQUIRE(r.has_value());
+        CHECK(co_await echo_once(r->flow(), "x" + std::to_string(i)) == "x" + std::to_string(i));
+        held.push_back(std::move(*r));
+      }
+      CHECK(server.open_now == want);
+      CHECK(p.stats(ep).active == static_cast<std::uint64_t>(want));
+      for (connection& h : held) p.release(std::move(h));
+      CHECK(p.stats(ep).idle == static_cast<std::uint64_t>(want));
+      // Reused, not opened again: the slots stay.
+      result<connection> again = co_await p.acquire(ep);
+      REQUIRE(again.has_value());
+      CHECK(again->reused());
+      p.release(std::move(*again));
+      CHECK(p.stats(ep).total_created == static_cast<std::uint64_t>(want));
+      check_stats_add_up(p);
+    });
+  }
 }
 
 TEST_CASE("pool: acquire_timeout bounds the wait at the limit") {

@@ -32,7 +32,8 @@ struct connect_backoff_settings {
 };
 
 struct config {
-  /// Connections per endpoint at most (idle, in use and being opened or closed). >= 1.
+  /// Connections per endpoint at most (idle, in use and being opened or closed). 1 to INT_MAX:
+  /// memory follows the connections held at once, not this limit.
   int max_connections_per_endpoint = 10;
   /// An idle connection older than this (since its last release) is closed. > 0.
   std::chrono::duration<double> max_idle_time{60.0};

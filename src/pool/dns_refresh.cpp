@@ -74,14 +74,12 @@ bool pool_core::refresh_names() {
 void pool_core::drain_addresses(const std::string& host, const std::vector<socket_address>& gone) {
   for (auto& [ep, slab] : slabs_) {
     if (resolved_name(ep) != host) continue;
-    for (int i = 0; i < slab->capacity; ++i) {
-      slot* s = &slab->slots[i];
-      if (!has_connection(s->state)) continue;
-      if (peer_in(*s, gone)) {
+    slab->for_each_slot([&](slot& s) {
+      if (has_connection(s.state) && peer_in(s, gone)) {
         // Idle: closed now. Leased, checked or probed: closed when it comes back.
-        peer_spoke(s, static_cast<std::uint8_t>(close_reason::address_dropped));
+        peer_spoke(&s, static_cast<std::uint8_t>(close_reason::address_dropped));
       }
-    }
+    });
   }
 }
 

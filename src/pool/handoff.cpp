@@ -96,15 +96,16 @@ void pool_core::sent(slot* s) noexcept {
 void pool_core::adopt(handoff* p) noexcept {
   endpoint_slab& slab = slab_for(p->entry->ep);
   if (p->answer) slab.asking = false;
-  if (closed) {
-    // Closed here already, perhaps shut: no ring operation, the socket is closed at once.
+  slot* s = closed ? nullptr : slab.take_free();  // the budget counted it all along
+  if (s == nullptr) {
+    // Closed here already, perhaps shut (or no memory for a slot): no ring operation, the
+    // socket is closed at once.
     count_close(slab, close_reason::pool_closed);
     (void)::close(p->flow.release());
     delete p;
     slab.entry.budget.fetch_sub(1, std::memory_order_seq_cst);
     return;
   }
-  slot* s = slab.take_free();  // the budget counted it all along
   ++live_;
   s->flow = std::move(p->flow);
   s->created_at = p->created_at;

@@ -78,10 +78,9 @@ std::string pool_core::busy(bool count_background) const {
   }
   for (const auto& [ep, slab] : slabs_) {
     std::uint64_t opening = 0;
-    for (int i = 0; i < slab->capacity; ++i) {
-      const slot& sl = slab->slots[static_cast<std::size_t>(i)];
+    std::as_const(*slab).for_each_slot([&opening](const slot& sl) {
       if (sl.state == slot_state::opening && !sl.warming) ++opening;  // a caller's open
-    }
+    });
     const std::uint64_t active = read(slab->stats.active);
     if (active != 0 || opening != 0 || !slab->drained.handles.empty()) {
       return std::to_string(active) + " leased, " + std::to_string(opening) +
@@ -227,8 +226,12 @@ slot* pool_core::take_new(endpoint_slab& slab) noexcept {
   do {
     if (used >= cfg.max_connections_per_endpoint) return nullptr;
   } while (!budget.compare_exchange_weak(used, used + 1, std::memory_order_seq_cst));
-  ++live_;
   slot* s = slab.take_free();
+  if (s == nullptr) [[unlikely]] {  // no memory for the slab's next chunk: as at the limit
+    budget.fetch_sub(1, std::memory_order_seq_cst);
+    return nullptr;
+  }
+  ++live_;
   move_to(s, slot_state::opening);
   s->open_epoch = slab.open_epoch;
   s->trial = trial;

@@ -2,6 +2,9 @@
 // An endpoint's slab on one shard: its free list, idle stack and waiters.
 #include "pool_shared.hpp"
 
+#include <algorithm>
+#include <new>
+
 namespace conpool::detail {
 
 void drain_waiters::notify() noexcept {
@@ -16,23 +19,39 @@ endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap, endpoint_entry& 
     : core(c),
       ep(std::move(e)),
       capacity(cap),
-      slots(new slot[static_cast<std::size_t>(cap)]),
       entry(shared),
       stats(shared.sides[shard]),
-      bit(c.multi ? std::uint64_t{1} << shard : 0) {
-  for (int i = cap - 1; i >= 0; --i) {
-    slot& s = slots[static_cast<std::size_t>(i)];
+      bit(c.multi ? std::uint64_t{1} << shard : 0) {}
+
+endpoint_slab::~endpoint_slab() { tls_forget(*this); }
+
+bool endpoint_slab::grow() noexcept {
+  if (made_ >= capacity) return false;
+  const int size = std::min({std::max(8, made_ / 2), 1024, capacity - made_});
+  chunk c;
+  c.slots.reset(new (std::nothrow) slot[static_cast<std::size_t>(size)]);
+  if (c.slots == nullptr) return false;
+  c.size = size;
+  try {
+    chunks_.push_back(std::move(c));
+  } catch (...) {
+    return false;
+  }
+  slot* slots = chunks_.back().slots.get();
+  for (int i = size - 1; i >= 0; --i) {  // the chunk's first slot is taken first
+    slot& s = slots[i];
     s.on_cqe = &pool_core::on_slot_cqe;
     s.monitor_op.on_cqe = &pool_core::on_monitor_cqe;
     s.monitor_op.owner = &s;
     s.slab = this;
     put_free(&s);
   }
+  made_ += size;
+  return true;
 }
 
-endpoint_slab::~endpoint_slab() { tls_forget(*this); }
-
 slot* endpoint_slab::take_free() noexcept {
+  if (free_head == nullptr && !grow()) return nullptr;
   slot* s = free_head;
   if (s != nullptr) {
     free_head = s->next;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <conpool/config.hpp>
@@ -76,8 +77,7 @@ class endpoint_slab {
 
   pool_core& core;
   const endpoint ep;
-  const int capacity;
-  std::unique_ptr<slot[]> slots;
+  const int capacity;  // the per-endpoint limit: the most slots it ever holds
   slot* free_head = nullptr;
   slot* idle_top = nullptr;  // most recently released: reused first
   std::uint32_t in_use = 0;  // slots not free
@@ -112,8 +112,25 @@ class endpoint_slab {
   loop_clock::time_point opened_at{};
   bool trial_in_flight = false;
 
+  /// A free slot, the slab grown by a chunk when none is free and fewer than `capacity`
+  /// exist; nullptr at the limit (or when memory for a chunk is refused).
   slot* take_free() noexcept;
   void put_free(slot* s) noexcept;
+  /// Calls `f(slot&)` for every slot made so far (free ones included).
+  template <class F>
+  void for_each_slot(F&& f) {
+    for (const chunk& c : chunks_) {
+      for (int i = 0; i < c.size; ++i) f(c.slots[static_cast<std::size_t>(i)]);
+    }
+  }
+  template <class F>
+  void for_each_slot(F&& f) const {
+    for (const chunk& c : chunks_) {
+      for (int i = 0; i < c.size; ++i) f(std::as_const(c.slots[static_cast<std::size_t>(i)]));
+    }
+  }
+  /// Slots made so far (memory follows the connections the slab has held at once).
+  [[nodiscard]] int slots_made() const noexcept { return made_; }
   void push_idle(slot* s) noexcept {
     s->prev = nullptr;
     s->next = idle_top;
@@ -133,6 +150,18 @@ class endpoint_slab {
   [[nodiscard]] bool settled() const noexcept {
     return read(stats.active) == 0 && in_use == read(stats.idle);
   }
+
+ private:
+  // Slots come in chunks that never move (a slot's address is its io_uring user_data): the
+  // first of 8, then each half of what exists (growth by 1.5: at least 2/3 of the slots made
+  // were in use at once), at most 1,024, never past `capacity`.
+  struct chunk {
+    std::unique_ptr<slot[]> slots;
+    int size = 0;
+  };
+  bool grow() noexcept;
+  std::vector<chunk> chunks_;
+  int made_ = 0;
 };
 
 }  // namespace conpool::detail
