@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <climits>
@@ -58,39 +59,45 @@ shard_options options(const benchmark::State& state) {
   return {.mode = state.range(0) == 0 ? ring_mode::plain : ring_mode::defer_taskrun};
 }
 
-// An echo server on its own thread and shard, until stop().
+// An echo server on its own thread and shard, until stop(), with `listeners` listeners on
+// 127.0.0.1 (one endpoint each).
 class echo_server_thread {
  public:
-  echo_server_thread() {
-    thread_ = std::thread([this] {
+  explicit echo_server_thread(int listeners = 1) {
+    thread_ = std::thread([this, listeners] {
       shard s;
-      result<listener> l = listener::open(socket_address::loopback(0));
+      std::vector<listener> ls;
+      for (int i = 0; i < listeners; ++i) {
+        ls.push_back(*listener::open(socket_address::loopback(0)));
+        ports_.push_back(ls.back().address().port());
+      }
       ring_fd_ = s.ring_fd();
-      port_ = l->address().port();
-      port_.notify_one();
-      s.run([](listener& l) -> task<void> {
+      ready_.store(1, std::memory_order_release);
+      ready_.notify_one();
+      s.run([](std::vector<listener>& ls) -> task<void> {
         co_await scoped([&](scope& sc) -> task<void> {
-          sc.spawn([](listener& l, scope& sc) -> task<void> {
-            for (;;) {
-              result<flow> f = co_await l.accept();
-              if (!f) co_return;
-              sc.spawn(serve(std::move(*f)));
-            }
-          }(l, sc));
+          for (listener& l : ls) sc.spawn(accept_loop(l, sc));
           (void)co_await io::msg_receive();  // stop: leaving the scope cancels everything
         });
-      }(*l));
+      }(ls));
     });
-    port_.wait(0);
+    ready_.wait(0, std::memory_order_acquire);
   }
   ~echo_server_thread() {
     shard s;
     s.run([](int fd) -> task<void> { (void)co_await io::msg_send(fd, {}); }(ring_fd_));
     thread_.join();
   }
-  endpoint where() const { return {"127.0.0.1", static_cast<std::uint16_t>(port_.load())}; }
+  endpoint where(std::size_t i = 0) const { return {"127.0.0.1", ports_[i]}; }
 
  private:
+  static task<void> accept_loop(listener& l, scope& sc) {
+    for (;;) {
+      result<flow> f = co_await l.accept();
+      if (!f) co_return;
+      sc.spawn(serve(std::move(*f)));
+    }
+  }
   static task<void> serve(flow f) {
     std::byte buf[4096];
     for (;;) {
@@ -102,7 +109,8 @@ class echo_server_thread {
   }
 
   std::thread thread_;
-  std::atomic<int> port_{0};
+  std::vector<std::uint16_t> ports_;
+  std::atomic<int> ready_{0};
   int ring_fd_ = -1;
 };
 
@@ -191,6 +199,60 @@ void BM_open_close(benchmark::State& state) {
   state.counters["failures"] = static_cast<double>(failures);
   state.SetItemsProcessed(state.iterations());
   report_mode(state);
+}
+
+// The hit path cycling over state.range(0) endpoints (one idle connection each, another
+// listener each), by endpoint or (state.range(1)) by handle: what many upstreams cost against
+// one. The same budget as the hit path.
+void BM_hit_cycling(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const bool by_handle = state.range(1) != 0;
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;  // 3 descriptors an endpoint: listener, both ends
+  ::setrlimit(RLIMIT_NOFILE, &files);
+  echo_server_thread server(n);
+  shard s;
+  std::uint64_t allocations = 0;
+  s.run([](benchmark::State& state, const echo_server_thread& server, int n, bool by_handle,
+           std::uint64_t& allocations) -> task<void> {
+    pool p;
+    std::vector<endpoint> eps;
+    std::vector<endpoint_handle> handles;
+    for (int i = 0; i < n; ++i) {
+      eps.push_back(server.where(static_cast<std::size_t>(i)));
+      handles.push_back(p.handle(eps.back()));
+      if (!co_await p.warm_endpoint(eps.back(), 1)) co_return;
+    }
+    // Every idle watcher cancelled and its CQEs reaped (held, then a few turns), then all given
+    // back in the turn the loop runs in: the loop measures the hit path, not N watchers'
+    // cancellations piling up in one turn (a real loop's turns end between requests).
+    std::vector<connection> held;
+    for (const endpoint& ep : eps) {
+      result<connection> c = co_await p.acquire(ep);
+      if (!c) co_return;
+      held.push_back(std::move(*c));
+    }
+    for (int t = 0; t < 3; ++t) (void)co_await io::nop();
+    for (connection& c : held) p.release(std::move(c));
+    const std::uint64_t a0 = t_allocations;
+    std::size_t i = 0;
+    for (auto _ : state) {
+      result<connection> c;
+      if (by_handle) {
+        c = co_await p.acquire(handles[i]);
+      } else {
+        c = co_await p.acquire(eps[i]);
+      }
+      benchmark::DoNotOptimize(c);
+      p.release(std::move(*c));
+      if (++i == eps.size()) i = 0;
+    }
+    allocations = t_allocations - a0;
+    co_await p.close_pool();
+  }(state, server, n, by_handle, allocations));
+  state.counters["allocs/op"] = static_cast<double>(allocations) / static_cast<double>(state.iterations());
+  state.SetLabel(by_handle ? "handle" : "endpoint");
 }
 
 // User-space bytes the pool keeps per idle connection: `idle` connections warmed on one
@@ -286,6 +348,7 @@ BENCHMARK(BM_acquire_release_idle)->Apply(modes);
 BENCHMARK(BM_acquire_release_strict)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn_strict)->Apply(modes);
+BENCHMARK(BM_hit_cycling)->ArgsProduct({{1, 100, 1000}, {0, 1}})->ArgNames({"endpoints", "handle"});
 BENCHMARK(BM_open_close)->Apply(modes)->UseRealTime();
 BENCHMARK(BM_idle_bytes)
     ->ArgsProduct({{100, 1000, 1000000, 0}, {1, 100}})

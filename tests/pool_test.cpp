@@ -254,6 +254,51 @@ TEST_CASE("pool: any limit up to INT_MAX works; slots are made as connections ne
   }
 }
 
+TEST_CASE("pool: endpoint handles: acquire, with_connection, stats, last_error; bad handles") {
+  with_pool(ring_mode::automatic, default_config(), [](pool& p, test_server& server) -> task<void> {
+    const endpoint ep = server.where();
+    const endpoint_handle h = p.handle(ep);
+    CHECK(h);
+    CHECK(h == p.handle(ep));  // interned: one per endpoint
+    CHECK(h.endpoint() == ep);
+    testing::refusing_port nobody;
+    const endpoint_handle dead = p.handle(endpoint{"127.0.0.1", nobody.address.port()});
+    CHECK(h != dead);
+
+    result<connection> c = co_await p.acquire(h);
+    REQUIRE(c.has_value());
+    CHECK(c->endpoint() == ep);
+    p.release(std::move(*c));
+    c = co_await p.acquire(h);  // the idle one, through the handle
+    REQUIRE(c.has_value());
+    CHECK(c->reused());
+    p.release(std::move(*c));
+    result<std::string> r = co_await p.with_connection(h, [](flow& f) {
+      return echo_once(f, "handle");
+    });
+    CHECK(r == "handle");
+    CHECK(p.stats(h).total_created == 1);
+    CHECK(p.stats(h).total_reused == 2);
+    CHECK(p.stats(h).total_reused == p.stats(ep).total_reused);  // one endpoint, two ways in
+    CHECK(p.last_error(h).empty());
+
+    result<connection> refused = co_await p.acquire(dead);
+    CHECK(refused.error() == std::errc::connection_refused);
+    CHECK(p.last_error(dead).find("connect") != std::string::npos);
+
+    // Bad handles are refused before anything happens.
+    pool other;
+    const endpoint_handle foreign = other.handle(ep);
+    CHECK_THROWS_WITH_AS((void)p.acquire(foreign), doctest::Contains("belongs to another pool"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS((void)p.stats(endpoint_handle{}), doctest::Contains("empty"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS((void)p.handle(endpoint{"no..such", 80}), doctest::Contains("empty label"),
+                         std::invalid_argument);
+    co_await other.close_pool();
+  });
+}
+
 TEST_CASE("pool: acquire_timeout bounds the wait at the limit") {
   for_each_ring_mode([](ring_mode m) {
     config c;

@@ -93,6 +93,50 @@ TEST_CASE("10,000 acquisitions over 2 to 4 shards never exceed a limit of 4") {
   }
 }
 
+TEST_CASE("endpoint handles: one per endpoint for every shard, used on any shard, limit held") {
+  for (const unsigned shards : {2U, 4U}) {
+    CAPTURE(shards);
+    fd_leak_check leaks;
+    bench::echo_server srv(1);
+    const endpoint ep = at(srv);
+    runtime rt({.shards = shards});
+    {
+      pool p(rt, limit(3));
+      std::vector<endpoint_handle> made(shards);
+      std::latch all_made(static_cast<std::ptrdiff_t>(shards));
+      std::atomic<int> done{0};
+      std::atomic<int> failed{0};
+      rt.run([&](unsigned shard) -> task<void> {
+        made[shard] = p.handle(ep);
+        all_made.arrive_and_wait();  // no I/O pending yet: blocking the loop here is harmless
+        // The handle another shard made: the same entry, used here.
+        const endpoint_handle h = made[(shard + 1) % shards];
+        CHECK(h == made[shard]);
+        CHECK(h.endpoint() == ep);
+        co_await scoped([&](scope& sc) -> task<void> {
+          for (int t = 0; t < 4; ++t) {
+            sc.spawn([](pool& p, endpoint_handle h, std::atomic<int>& done,
+                        std::atomic<int>& failed) -> task<void> {
+              for (int i = 0; i < 250; ++i) {
+                result<void> r = co_await p.with_connection(
+                    h, [](flow& f) -> task<result<void>> { return echo(f, "by handle"); });
+                (r ? done : failed).fetch_add(1);
+              }
+            }(p, h, done, failed));
+          }
+          co_await sc.join();
+        });
+      });
+      CHECK(done.load() == static_cast<int>(shards) * 1000);
+      CHECK(failed.load() == 0);
+      CHECK(srv.peak() <= 3);
+      const endpoint_stats st = p.stats(made[0]);
+      CHECK(st.total_created + st.total_reused == static_cast<std::uint64_t>(shards) * 1000);
+      CHECK(p.stats(ep).total_created == st.total_created);
+    }
+  }
+}
+
 TEST_CASE("a shard at the limit steals an idle connection from another") {
   fd_leak_check leaks;
   bench::echo_server srv(1);

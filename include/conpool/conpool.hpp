@@ -13,6 +13,7 @@
 #include <conpool/config.hpp>
 #include <conpool/connection.hpp>
 #include <conpool/endpoint.hpp>
+#include <conpool/endpoint_handle.hpp>
 #include <conpool/error.hpp>
 #include <conpool/flow.hpp>
 #include <conpool/io.hpp>

@@ -54,6 +54,7 @@
 #include <conpool/config.hpp>
 #include <conpool/connection.hpp>
 #include <conpool/endpoint.hpp>
+#include <conpool/endpoint_handle.hpp>
 #include <conpool/error.hpp>
 #include <conpool/stats.hpp>
 #include <conpool/task.hpp>
@@ -66,6 +67,7 @@ class shard_group;
 namespace detail {
 class pool_core;
 class pool_shared;
+struct endpoint_entry;
 struct slot;
 
 template <class T>
@@ -85,6 +87,15 @@ using lease_result_t =
 /// The hit path: an idle connection through the gate, lent; nullptr when the slow path must
 /// run (none idle, waiters queued, a health check, the pool closed).
 slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep);
+/// The same through a handle's entry (no hashing, no string compare).
+slot* try_lend(pool_shared& shared, pool_core* solo, endpoint_entry& e);
+/// What a handle stands for, and its check against the pool it is used with.
+struct handle_access {
+  static endpoint_handle make(endpoint_entry* e) noexcept { return endpoint_handle(e); }
+  static endpoint_entry& entry(const endpoint_handle& h) noexcept { return *h.entry_; }
+  /// The handle's entry; throws std::invalid_argument for an empty handle or another pool's.
+  static endpoint_entry& checked(const endpoint_handle& h, const pool_shared& shared);
+};
 /// Everything else: the gate with health_check, a new connection, or a wait at the limit.
 task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep);
 /// Closes a lease after its user's error.
@@ -154,6 +165,16 @@ class pool {
   /// context), before any I/O.
   acquire_awaiter acquire(const endpoint& ep);
 
+  /// `acquire` through a handle of this pool (see endpoint_handle.hpp): the hit path makes
+  /// no hash and no string compare. Throws std::invalid_argument for an empty handle or one of
+  /// another pool.
+  acquire_awaiter acquire(const endpoint_handle& h);
+
+  /// `ep` interned: a handle for `acquire`, `with_connection`, `stats` and `last_error`, valid
+  /// while the pool is. Call it on a shard of the pool. Throws std::invalid_argument for a bad
+  /// endpoint (as `acquire`).
+  [[nodiscard]] endpoint_handle handle(const endpoint& ep);
+
   /// Returns a connection in a clean state: to the longest waiter (through the gate), else to
   /// the idle stack. Closed instead when its lifetime or uses are spent, when its server closed
   /// or reset it while it was out, or when the pool is closing. Throws std::invalid_argument for
@@ -179,7 +200,15 @@ class pool {
   /// by-value captures built inside the `co_await` expression (see task.hpp).
   template <class F>
   task<detail::lease_result_t<F>> with_connection(endpoint ep, F f,
-                                                  stale_retry retry = stale_retry::off);
+                                                  stale_retry retry = stale_retry::off) {
+    return lease_and_run(std::move(ep), std::move(f), retry);
+  }
+  /// The same through a handle: nothing about the endpoint is copied.
+  template <class F>
+  task<detail::lease_result_t<F>> with_connection(endpoint_handle h, F f,
+                                                  stale_retry retry = stale_retry::off) {
+    return lease_and_run(h, std::move(f), retry);
+  }
 
   /// `with_connection` behind a circuit breaker per endpoint: after `failure_threshold` failures
   /// in a row it opens and fails at once with errc::circuit_open for `open_for`; then one trial
@@ -197,12 +226,16 @@ class pool {
   /// own moment, so while connections move between shards `active` and `idle` may be off by
   /// the ones in hand-over; the totals never go back.
   [[nodiscard]] endpoint_stats stats(const endpoint& ep) const;
+  /// The same through a handle (no lookup).
+  [[nodiscard]] endpoint_stats stats(const endpoint_handle& h) const;
   /// The last failure on this shard to open a connection to `ep`, in words naming the endpoint,
   /// with the TLS library's reason for TLS failures: "127.0.0.1:8443 (tls): TLS peer
   /// verification failed: ASN date error, current date after". Empty when none.
   /// Call it on a shard of the pool (it reads that shard's part without a lock); elsewhere it
   /// throws std::logic_error. `stats` and `all_stats` work from any thread.
   [[nodiscard]] std::string last_error(const endpoint& ep) const;
+  /// The same through a handle.
+  [[nodiscard]] std::string last_error(const endpoint_handle& h) const;
   /// The stats of every endpoint the pool has used, summed over the shards. Any thread, as
   /// `stats`.
   [[nodiscard]] std::vector<std::pair<endpoint, endpoint_stats>> all_stats() const;
@@ -221,6 +254,10 @@ class pool {
   [[nodiscard]] const config& settings() const noexcept;
 
  private:
+  // with_connection's body, for an endpoint (kept in the frame) or a handle.
+  template <class Key, class F>
+  task<detail::lease_result_t<F>> lease_and_run(Key key, F f, stale_retry retry);
+
   std::unique_ptr<detail::pool_shared> shared_;
   detail::pool_core* solo_ = nullptr;  // a lone shard's part: the hit path's shortcut
 };
@@ -228,12 +265,13 @@ class pool {
 class [[nodiscard]] pool::acquire_awaiter {
  public:
   bool await_ready() {
-    hit_ = detail::try_lend(*pool_->shared_, pool_->solo_, ep_);
+    hit_ = entry_ != nullptr ? detail::try_lend(*pool_->shared_, pool_->solo_, *entry_)
+                             : detail::try_lend(*pool_->shared_, pool_->solo_, *ep_);
     return hit_ != nullptr;
   }
   template <detail::fiber_promise P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
-    slow_ = detail::acquire_slow(*pool_->shared_, ep_);
+    slow_ = detail::acquire_slow(*pool_->shared_, ep_ != nullptr ? *ep_ : entry_endpoint());
     return slow_awaiter().await_suspend(h);
   }
   result<connection> await_resume() {
@@ -243,22 +281,30 @@ class [[nodiscard]] pool::acquire_awaiter {
 
  private:
   friend class pool;
-  acquire_awaiter(pool& p, const endpoint& ep) noexcept : pool_(&p), ep_(ep) {}
+  acquire_awaiter(pool& p, const endpoint& ep) noexcept : pool_(&p), ep_(&ep) {}
+  acquire_awaiter(pool& p, detail::endpoint_entry& e) noexcept : pool_(&p), entry_(&e) {}
   task<result<connection>>::awaiter slow_awaiter() noexcept {
     return {detail::task_access::handle(slow_)};
   }
+  const endpoint& entry_endpoint() const noexcept {
+    return detail::handle_access::make(entry_).endpoint();
+  }
   pool* pool_;
-  const endpoint& ep_;
+  const endpoint* ep_ = nullptr;              // acquire(endpoint): the caller's
+  detail::endpoint_entry* entry_ = nullptr;  // acquire(handle)
   detail::slot* hit_ = nullptr;
   task<result<connection>> slow_;
 };
 
 inline pool::acquire_awaiter pool::acquire(const endpoint& ep) { return {*this, ep}; }
+inline pool::acquire_awaiter pool::acquire(const endpoint_handle& h) {
+  return {*this, detail::handle_access::checked(h, *shared_)};
+}
 
-template <class F>
-task<detail::lease_result_t<F>> pool::with_connection(endpoint ep, F f, stale_retry retry) {
+template <class Key, class F>
+task<detail::lease_result_t<F>> pool::lease_and_run(Key key, F f, stale_retry retry) {
   using R = typename std::invoke_result_t<F&, flow&>::value_type;
-  result<connection> c = co_await acquire(ep);
+  result<connection> c = co_await acquire(key);
   if (!c) co_return fail(c.error());
   for (bool may_retry = retry == stale_retry::once;; may_retry = false) {
     try {

@@ -40,7 +40,8 @@ class endpoint_table::read_guard {
   std::atomic<std::uint64_t>* counter_ = nullptr;
 };
 
-endpoint_table::endpoint_table(shard_group& group) : group_(group), current_(new snapshot) {}
+endpoint_table::endpoint_table(shard_group& group, const void* owner)
+    : group_(group), owner_(owner), current_(new snapshot) {}
 
 endpoint_table::~endpoint_table() {
   for (const retired& r : retired_) delete r.old;
@@ -63,7 +64,7 @@ endpoint_entry& endpoint_table::intern(const endpoint& ep) {
   const snapshot* old = current_.load(std::memory_order_seq_cst);
   if (auto it = old->index.find(ep); it != old->index.end()) return *it->second;  // raced
   auto fresh = std::make_unique<snapshot>(*old);
-  entries_.push_back(std::make_unique<endpoint_entry>(ep, group_.size()));
+  entries_.push_back(std::make_unique<endpoint_entry>(ep, group_.size(), owner_));
   endpoint_entry* e = entries_.back().get();
   fresh->index.emplace(ep, e);
   fresh->order.push_back(e);

@@ -27,6 +27,8 @@
 
 namespace conpool::detail {
 
+class endpoint_slab;
+
 /// Counters of one endpoint on one shard. Only that shard writes them: a relaxed load and
 /// store (no read-modify-write), readable from any thread.
 struct alignas(64) shard_stats {
@@ -38,6 +40,9 @@ struct alignas(64) shard_stats {
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::uint64_t> retries{0};
   std::atomic<std::uint64_t> probing{0};  // of `idle`: in a background health check
+  // Not a stat: this shard's slab of the endpoint once made (only this shard reads or writes
+  // it): a handle's way to the slab, one load on the line the hit path writes anyway.
+  endpoint_slab* slab = nullptr;
   // Cold: written on a close, after the hot gauges' line.
   std::atomic<std::uint64_t> closed_by[close_reason_count]{};
 };
@@ -53,10 +58,11 @@ inline std::uint64_t read(const std::atomic<std::uint64_t>& c) noexcept {
 }
 
 struct endpoint_entry {
-  endpoint_entry(endpoint e, unsigned shards)
-      : ep(std::move(e)), sides(new shard_stats[shards]), shard_count(shards) {}
+  endpoint_entry(endpoint e, unsigned shards, const void* pool)
+      : ep(std::move(e)), owner(pool), sides(new shard_stats[shards]), shard_count(shards) {}
 
   const endpoint ep;
+  const void* const owner;  // the pool_shared whose table holds it (handles check it)
   /// Connections of this endpoint alive on any shard or travelling between two (opening
   /// included): at most max_connections_per_endpoint.
   alignas(64) std::atomic<int> budget{0};
@@ -71,7 +77,8 @@ struct endpoint_entry {
 
 class endpoint_table {
  public:
-  explicit endpoint_table(shard_group& group);
+  /// The table of the pool whose shared state is `owner`.
+  endpoint_table(shard_group& group, const void* owner);
   ~endpoint_table();
   endpoint_table(const endpoint_table&) = delete;
   endpoint_table& operator=(const endpoint_table&) = delete;
@@ -99,6 +106,7 @@ class endpoint_table {
   void reclaim();  // under writer_
 
   shard_group& group_;
+  const void* owner_;
   std::atomic<const snapshot*> current_;
   mutable std::atomic<std::uint64_t> outside_readers_{0};
   mutable std::mutex writer_;  // adding an endpoint (rare): one writer at a time

@@ -160,10 +160,9 @@ const config& pool::settings() const noexcept { return shared_->cfg; }
 
 namespace detail {
 
-slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep) {
-  pool_core& core = solo != nullptr ? *solo : shared.part();
-  if (core.closed || core.checks_health) return nullptr;  // the slow path says why / checks
-  endpoint_slab& slab = core.slab_for(ep);
+namespace {
+// The hit path once the slab is known.
+slot* lend_idle(pool_core& core, endpoint_slab& slab) noexcept {
   if (slab.waiters_head != nullptr) return nullptr;  // FIFO: queue behind them
   slot* s = core.pop_fit(slab);
   if (s != nullptr) {
@@ -171,6 +170,29 @@ slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep) {
     core.begin_lease(s);
   }
   return s;
+}
+}  // namespace
+
+slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep) {
+  pool_core& core = solo != nullptr ? *solo : shared.part();
+  if (core.closed || core.checks_health) return nullptr;  // the slow path says why / checks
+  return lend_idle(core, core.slab_for(ep));
+}
+
+slot* try_lend(pool_shared& shared, pool_core* solo, endpoint_entry& e) {
+  pool_core& core = solo != nullptr ? *solo : shared.part();
+  if (core.closed || core.checks_health) return nullptr;
+  return lend_idle(core, core.slab_for(e));
+}
+
+endpoint_entry& handle_access::checked(const endpoint_handle& h, const pool_shared& shared) {
+  if (!h) throw std::invalid_argument("conpool: an empty endpoint_handle (make one with pool::handle)");
+  endpoint_entry& e = entry(h);
+  if (e.owner != &shared) {
+    throw std::invalid_argument("conpool: the endpoint_handle of " + e.ep.to_string() +
+                                " belongs to another pool");
+  }
+  return e;
 }
 
 }  // namespace detail
@@ -452,10 +474,34 @@ std::string pool::last_error(const endpoint& ep) const {
   return slab == nullptr ? std::string() : slab->last_error;
 }
 
+std::string pool::last_error(const endpoint_handle& h) const {
+  detail::endpoint_entry& e = detail::handle_access::checked(h, *shared_);
+  const endpoint_slab* slab = e.sides[shared_->part().index].slab;
+  return slab == nullptr ? std::string() : slab->last_error;
+}
+
 endpoint_stats pool::stats(const endpoint& ep) const {
   const detail::endpoint_entry* e = shared_->table.find(ep);
   return e == nullptr ? endpoint_stats{} : e->sum();
 }
+
+endpoint_stats pool::stats(const endpoint_handle& h) const {
+  return detail::handle_access::checked(h, *shared_).sum();
+}
+
+endpoint_handle pool::handle(const endpoint& ep) {
+  detail::pool_core& core = shared_->part();
+  // The slab too: a handle's first acquire on this shard is then a hit like any other.
+  return detail::handle_access::make(&core.slab_for(ep).entry);
+}
+
+}  // namespace conpool
+
+const conpool::endpoint& conpool::endpoint_handle::endpoint() const noexcept {
+  return entry_->ep;
+}
+
+namespace conpool {
 
 std::vector<std::pair<endpoint, endpoint_stats>> pool::all_stats() const {
   return shared_->table.all_stats();

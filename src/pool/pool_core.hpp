@@ -116,6 +116,11 @@ class pool_core {
       return *last_slab_;
     return slab_lookup(ep);
   }
+  /// The same through a handle's entry: one load once the slab exists.
+  endpoint_slab& slab_for(endpoint_entry& e) {
+    if (endpoint_slab* s = e.sides[index].slab) [[likely]] return *s;
+    return slab_lookup(e.ep);
+  }
   [[nodiscard]] endpoint_slab* find(const endpoint& ep) const noexcept;
   [[nodiscard]] const auto& slabs() const noexcept { return slabs_; }
 

@@ -8,7 +8,7 @@ namespace conpool::detail {
 pool_shared::pool_shared(config c, shard_group& g)
     : cfg(std::move(c)),
       group(g),
-      table(g),
+      table(g, this),
       parts_(std::make_unique<std::unique_ptr<pool_core>[]>(g.size())) {}
 
 pool_shared::~pool_shared() {
