@@ -255,6 +255,39 @@ void BM_hit_cycling(benchmark::State& state) {
   state.SetLabel(by_handle ? "handle" : "endpoint");
 }
 
+// Adding endpoints to a pool (each made known with pool::handle: its entry in the endpoint
+// table and its slab, no connection): the time per add over the first and the last thousand of
+// state.range(0). Linear growth keeps the two close.
+void BM_add_endpoints(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  shard s;
+  double first_ns = 0;
+  double last_ns = 0;
+  for (auto _ : state) {
+    s.run([](int n, double& first_ns, double& last_ns) -> task<void> {
+      pool p;
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < n; ++i) {
+        // Distinct endpoints: 127.0.x.y, port 1 to 50.
+        const int host = i / 50;
+        const endpoint ep{"127.0." + std::to_string(host / 250) + "." +
+                              std::to_string(host % 250 + 1),
+                          static_cast<std::uint16_t>(i % 50 + 1)};
+        benchmark::DoNotOptimize(p.handle(ep));
+        if (i + 1 == 1000 || i + 1 == n) {
+          const auto t1 = std::chrono::steady_clock::now();
+          (i + 1 == 1000 ? first_ns : last_ns) =
+              std::chrono::duration<double, std::nano>(t1 - t0).count() / 1000;
+        }
+        if (i + 1 == n - 1000) t0 = std::chrono::steady_clock::now();
+      }
+      co_await p.close_pool();
+    }(n, first_ns, last_ns));
+  }
+  state.counters["ns/add, first 1k"] = first_ns;
+  state.counters["ns/add, last 1k"] = last_ns;
+}
+
 // User-space bytes the pool keeps per idle connection: `idle` connections warmed on one
 // endpoint of a fresh pool with the limit state.range(0) (INT_MAX for 0), counted as what the
 // shard's thread holds on the heap after, less before (slots, slab, the endpoint's entry and
@@ -349,6 +382,7 @@ BENCHMARK(BM_acquire_release_strict)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn)->Apply(modes);
 BENCHMARK(BM_acquire_release_next_turn_strict)->Apply(modes);
 BENCHMARK(BM_hit_cycling)->ArgsProduct({{1, 100, 1000}, {0, 1}})->ArgNames({"endpoints", "handle"});
+BENCHMARK(BM_add_endpoints)->Arg(2000)->Arg(20000)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_open_close)->Apply(modes)->UseRealTime();
 BENCHMARK(BM_idle_bytes)
     ->ArgsProduct({{100, 1000, 1000000, 0}, {1, 100}})

@@ -259,6 +259,38 @@ TEST_CASE("a lease is given back on the shard that took it") {
   CHECK(p.stats(ep).total_closed == 1);
 }
 
+TEST_CASE("4,000 endpoints added on 2 shards while a thread that is no shard reads them") {
+  runtime rt({.shards = 2});
+  pool p(rt);
+  std::atomic<bool> adding{true};
+  std::atomic<std::size_t> seen{0};
+  // The reader: all_stats and stats(ep) through every table the writers publish and retire.
+  std::thread reader([&] {
+    while (adding.load()) {
+      const auto all = p.all_stats();
+      seen.store(std::max(seen.load(), all.size()));
+      if (!all.empty()) CHECK(p.stats(all.back().first).total_created == 0);
+    }
+  });
+  rt.run([&](unsigned shard) -> task<void> {
+    for (int i = 0; i < 2000; ++i) {
+      // Shard 0: ports 1..2000 on 127.0.0.1; shard 1: the same on 127.0.0.2.
+      const endpoint ep{shard == 0 ? "127.0.0.1" : "127.0.0.2", static_cast<std::uint16_t>(i + 1)};
+      const endpoint_handle h = p.handle(ep);
+      CHECK(h.endpoint() == ep);
+      if (i % 100 == 0) co_await turns();  // quiescent points: retired tables can be freed
+    }
+  });
+  adding.store(false);
+  reader.join();
+  const auto all = p.all_stats();
+  CHECK(all.size() == 4000);
+  std::set<std::string> distinct;
+  for (const auto& [ep, st] : all) distinct.insert(ep.to_string());
+  CHECK(distinct.size() == 4000);
+  CHECK(seen.load() <= 4000);
+}
+
 TEST_CASE("stats read in a tight loop from a thread that is no shard") {
   fd_leak_check leaks;
   bench::echo_server srv(8);  // eight endpoints: the table grows while it is read

@@ -7,13 +7,18 @@
 // its connections, and one line of stats per shard (written by that shard alone, with plain
 // loads and stores; summed by whoever reads them).
 //
-// The table is read-mostly: a snapshot (endpoint -> entry) behind an atomic pointer, replaced
-// by a copy when an endpoint is added. An old snapshot is freed once every shard of the group
-// has passed a quiescent point (a loop turn, or a wait in the kernel) since it was replaced
-// (QSBR), and no thread outside the group is reading it. Entries live as long as the pool.
+// The table is a hash table read without locks (RCU): buckets of immutable chains behind an
+// atomic pointer. Adding an endpoint (one writer at a time) prepends a node to its chain; when
+// the table is fuller than one node a bucket it is rebuilt at twice the size and published, the
+// old array and its nodes freed once every shard of the group has passed a quiescent point (a
+// loop turn, or a wait in the kernel) since (QSBR), and no thread outside the group reads it.
+// Adding is amortised O(1), not a copy of every entry. Entries, in the order they were added,
+// also sit in an append-only list of chunks that never move (for `all_stats`). Entries live as
+// long as the pool.
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -83,33 +88,52 @@ class endpoint_table {
   endpoint_table(const endpoint_table&) = delete;
   endpoint_table& operator=(const endpoint_table&) = delete;
 
-  /// The entry of `ep`, added on first use (a new snapshot). Called on a shard of the group.
+  /// The entry of `ep`, added on first use. Called on a shard of the group.
   endpoint_entry& intern(const endpoint& ep);
   /// The entry of `ep`, or nullptr. Any thread.
   [[nodiscard]] const endpoint_entry* find(const endpoint& ep) const noexcept;
-  /// Every endpoint with its shards' stats summed. Any thread, without locks: the shards go on.
+  /// Every endpoint with its shards' stats summed, in the order they were added. Any thread,
+  /// without locks: the shards go on.
   [[nodiscard]] std::vector<std::pair<endpoint, endpoint_stats>> all_stats() const;
-  /// Snapshots not freed yet, the current one included (tests watch reclamation).
-  [[nodiscard]] std::size_t snapshots_alive() const;
+  /// Bucket arrays not freed yet, the current one included (tests watch reclamation).
+  [[nodiscard]] std::size_t arrays_alive() const;
 
  private:
-  struct snapshot {
-    std::unordered_map<endpoint, endpoint_entry*> index;
-    std::vector<endpoint_entry*> order;  // as added
+  struct node {
+    endpoint_entry* entry;
+    std::size_t hash;
+    const node* next;
+  };
+  struct array {
+    explicit array(std::size_t n) : mask(n - 1), heads(new std::atomic<const node*>[n]) {
+      for (std::size_t i = 0; i < n; ++i) heads[i].store(nullptr, std::memory_order_relaxed);
+    }
+    const std::size_t mask;
+    std::unique_ptr<std::atomic<const node*>[]> heads;
+    std::deque<node> nodes;  // the chains' nodes: stable addresses, freed with the array
   };
   struct retired {
-    const snapshot* old;
+    const array* old;
     std::vector<std::uint64_t> marks;  // the shards' quiescent counters when it was replaced
   };
   // Readers on a shard of the group are covered by its quiescent states; others are counted.
   class read_guard;
+  static const endpoint_entry* lookup(const array& a, const endpoint& ep, std::size_t h) noexcept;
+  void grow();     // under writer_
   void reclaim();  // under writer_
+
+  // The entries in the order added: chunk k holds 16 << k of them and never moves.
+  static constexpr unsigned order_chunks = 48;
+  static void locate(std::size_t i, unsigned& chunk, std::size_t& at) noexcept;
 
   shard_group& group_;
   const void* owner_;
-  std::atomic<const snapshot*> current_;
+  std::atomic<array*> current_;
+  std::size_t count_ = 0;  // under writer_
+  std::unique_ptr<std::atomic<endpoint_entry*>[]> order_[order_chunks];
+  std::atomic<std::size_t> published_{0};  // entries in order_ readers may see
   mutable std::atomic<std::uint64_t> outside_readers_{0};
-  mutable std::mutex writer_;  // adding an endpoint (rare): one writer at a time
+  mutable std::mutex writer_;  // adding an endpoint: one writer at a time
   std::vector<retired> retired_;
   std::vector<std::unique_ptr<endpoint_entry>> entries_;
 };
