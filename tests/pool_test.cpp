@@ -299,6 +299,53 @@ TEST_CASE("pool: endpoint handles: acquire, with_connection, stats, last_error; 
   });
 }
 
+TEST_CASE("pool: max_idle_connections closes the least recently used idle one, any endpoint") {
+  config c;
+  c.max_idle_connections = 3;
+  with_pool(ring_mode::automatic, c, [](pool& p, test_server& first) -> task<void> {
+    // Six endpoints: six servers on the test's shard.
+    std::vector<std::unique_ptr<test_server>> more;
+    for (int i = 0; i < 5; ++i) more.push_back(std::make_unique<test_server>());
+    co_await scoped([&](scope& sc) -> task<void> {
+      for (auto& m : more) sc.spawn(m->run(sc));
+      std::vector<endpoint> eps{first.where()};
+      for (auto& m : more) eps.push_back(m->where());
+      auto use = [&p](const endpoint& ep) -> task<void> {
+        result<connection> c = co_await p.acquire(ep);
+        REQUIRE(c.has_value());
+        p.release(std::move(*c));
+      };
+      for (int i = 0; i < 4; ++i) co_await use(eps[i]);  // the 4th idle one: eps[0]'s goes
+      CHECK(p.stats(eps[0]).closed_for(close_reason::idle_cap) == 1);
+      CHECK(p.stats(eps[0]).idle == 0);
+      co_await use(eps[1]);  // reused: now the most recently given back
+      co_await use(eps[4]);  // the oldest is now eps[2]'s
+      CHECK(p.stats(eps[2]).closed_for(close_reason::idle_cap) == 1);
+      CHECK(p.stats(eps[1]).idle == 1);
+      CHECK(p.stats(eps[1]).total_reused == 1);
+      CHECK(p.stats(eps[3]).idle == 1);
+      CHECK(p.stats(eps[4]).idle == 1);
+      std::uint64_t idle = 0;
+      for (const auto& [ep, st] : p.all_stats()) idle += st.idle;
+      CHECK(idle == 3);
+      sc.cancel();
+    });
+  });
+  config none;
+  none.max_idle_connections = 0;  // keep nothing idle: every release closes
+  with_pool(ring_mode::automatic, none, [](pool& p, test_server& server) -> task<void> {
+    result<connection> c = co_await p.acquire(server.where());
+    REQUIRE(c.has_value());
+    p.release(std::move(*c));
+    CHECK(p.stats(server.where()).closed_for(close_reason::idle_cap) == 1);
+    CHECK(p.stats(server.where()).idle == 0);
+  });
+  config bad;
+  bad.max_idle_connections = -1;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("max_idle_connections"),
+                       std::invalid_argument);
+}
+
 TEST_CASE("pool: acquire_timeout bounds the wait at the limit") {
   for_each_ring_mode([](ring_mode m) {
     config c;

@@ -28,10 +28,11 @@ enum class close_reason : std::uint8_t {
   drained,              ///< `close_idle_connections` / `close_all_connections`
   pool_closed,          ///< the pool closed (or was closing when it opened or came back)
   address_dropped,      ///< its host's refreshed DNS answer (after `dns_ttl`) lacks its address
+  idle_cap,             ///< the least recently used idle one past `max_idle_connections`
 };
 
 /// How many reasons there are (the size of `endpoint_stats::closed_by`).
-inline constexpr std::size_t close_reason_count = 13;
+inline constexpr std::size_t close_reason_count = 14;
 
 /// The reason's name as written above ("peer_reset"): stable, fit for a metric label.
 std::string_view to_string(close_reason r) noexcept;

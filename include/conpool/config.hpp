@@ -45,6 +45,11 @@ struct config {
   double lifetime_jitter = 0.025;
   /// Uses after which a connection is retired; none = unlimited. >= 1.
   std::optional<int> max_connection_uses;
+  /// Idle connections kept across all endpoints (Go's MaxIdleConns); none = no cap. Each shard
+  /// keeps at most its share (this divided by the shards, rounded up): past it, the shard's
+  /// least recently given back idle connection, whatever its endpoint, is closed
+  /// (`close_reason::idle_cap`). It also bounds the warm minimum. >= 0.
+  std::optional<int> max_idle_connections;
   /// Run on a connection before it is reused (taken from the idle stack, given back to a
   /// waiting task, or arrived from another shard; not on a connection opened for its caller);
   /// false, or an exception, closes it and the caller gets another.

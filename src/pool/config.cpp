@@ -47,6 +47,9 @@ void config::validate() const {
     out_of_range("max_connection_lifetime", max_connection_lifetime.count(),
                  "seconds must be more than 0");
   }
+  if (max_idle_connections && *max_idle_connections < 0) {
+    out_of_range("max_idle_connections", *max_idle_connections, "must not be negative");
+  }
   if (max_connection_uses && *max_connection_uses < 1) {
     out_of_range("max_connection_uses", *max_connection_uses, "must be at least 1");
   }
@@ -146,6 +149,7 @@ std::string_view to_string(close_reason r) noexcept {
     case close_reason::drained: return "drained";
     case close_reason::pool_closed: return "pool_closed";
     case close_reason::address_dropped: return "address_dropped";
+    case close_reason::idle_cap: return "idle_cap";
   }
   return "unknown";
 }

@@ -60,7 +60,7 @@ bool pool_core::to_waiting_shard(slot* s) noexcept {
 void pool_core::give_away(slot* s, unsigned to) noexcept {
   endpoint_slab& slab = *s->slab;
   if (s->state == slot_state::idle) {
-    slab.unlink_idle(s);
+    idle_out(slab, s);
   } else {  // just given back: idle from now on
     drop(slab.stats.active);
     s->idle_since = loop_now();

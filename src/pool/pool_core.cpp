@@ -44,6 +44,11 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
   names.on_dropped = [this](const std::string& host, const std::vector<socket_address>& gone) {
     drain_addresses(host, gone);
   };
+  if (cfg.max_idle_connections) {
+    const auto shards = static_cast<std::uint64_t>(sh.group.size());
+    idle_share_ = static_cast<std::uint32_t>(
+        (static_cast<std::uint64_t>(*cfg.max_idle_connections) + shards - 1) / shards);
+  }
   timer_.on_cqe = &pool_core::on_timer;
   timer_.core = this;
   watch_hook_.run = &pool_core::arm_queued_watchers;
@@ -390,7 +395,7 @@ void pool_core::close(slot* s, close_reason why) noexcept {
   endpoint_slab& slab = *s->slab;
   switch (s->state) {
     case slot_state::idle:
-      slab.unlink_idle(s);
+      idle_out(slab, s);
       break;
     case slot_state::probing:
       drop(slab.stats.idle);
@@ -828,7 +833,7 @@ void pool_core::run_background(task<void> t) {
 
 void pool_core::probe(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
-  slab.unlink_idle(s);
+  idle_out(slab, s);
   bump(slab.stats.idle);  // still idle to the stats: nobody holds it
   bump(slab.stats.probing);  // but not one to give another shard (ask)
   if (s->watcher == kernel_op::armed) unwatch(s);  // the check talks on it
@@ -879,7 +884,7 @@ void pool_core::probe_done(slot* s, bool healthy) noexcept {
 task<void> pool_core::warm_fiber(slot* s) { (void)co_await open_idle(s); }
 
 void pool_core::top_up(endpoint_slab& slab) noexcept {
-  if (closed || slab.draining > 0) return;
+  if (closed || slab.draining > 0 || idle_capped()) return;  // the cap wins over the minimum
   while (static_cast<int>(read(slab.stats.idle) + slab.warming) < cfg.min_idle_per_endpoint) {
     slot* s = take_new(slab);
     if (s == nullptr) return;  // at the limit, or backing off (the timer comes back for it)

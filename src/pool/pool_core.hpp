@@ -175,7 +175,7 @@ class pool_core {
   /// Returns true when it is active. The use is counted when its taker has it (begin_lease).
   bool lend(slot* s) noexcept {
     endpoint_slab& slab = *s->slab;
-    slab.unlink_idle(s);
+    idle_out(slab, s);
     // A watcher whose cancel is already in flight needs nothing more.
     if (s->watcher == kernel_op::armed) unwatch(s);
     bump(slab.stats.active);
@@ -315,6 +315,31 @@ class pool_core {
   static void on_slot_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
   static void on_monitor_cqe(completion* c, unsigned role, int res, unsigned flags) noexcept;
 
+ public:
+  /// Onto / off the slab's idle stack, and the shard's idle list when idle connections are
+  /// capped (max_idle_connections; otherwise a branch never taken).
+  void idle_in(endpoint_slab& slab, slot* s) noexcept {
+    slab.push_idle(s);
+    if (idle_share_ != no_idle_cap) [[unlikely]] {
+      s->older = lru_newest_;
+      s->newer = nullptr;
+      (lru_newest_ != nullptr ? lru_newest_->newer : lru_oldest_) = s;
+      lru_newest_ = s;
+      ++idle_here_;
+    }
+  }
+  void idle_out(endpoint_slab& slab, slot* s) noexcept {
+    slab.unlink_idle(s);
+    if (idle_share_ != no_idle_cap) [[unlikely]] {
+      (s->older != nullptr ? s->older->newer : lru_oldest_) = s->newer;
+      (s->newer != nullptr ? s->newer->older : lru_newest_) = s->older;
+      s->older = s->newer = nullptr;
+      --idle_here_;
+    }
+  }
+  /// This shard's idle connections may be no more (the cap's share); false: no cap.
+  [[nodiscard]] bool idle_capped() const noexcept { return idle_here_ >= idle_share_; }
+
  private:
   [[nodiscard]] close_reason release_reason(slot& s, loop_clock::time_point now) const noexcept;
   void move_to(slot* s, slot_state to) noexcept {
@@ -327,7 +352,11 @@ class pool_core {
     endpoint_slab& slab = *s->slab;
     move_to(s, slot_state::idle);
     s->idle_since = now;
-    slab.push_idle(s);
+    idle_in(slab, s);
+    if (idle_here_ > idle_share_) [[unlikely]] {  // max_idle_connections: the oldest goes
+      close(lru_oldest_, close_reason::idle_cap);
+      if (s->state != slot_state::idle) return;  // it was the oldest itself (a share of 0)
+    }
     if (!slab.watch_queued) queue_watchers(slab);
     // The timer sweeps idle connections: due within a period (a backoff step may have armed it
     // further out while nothing was idle).
@@ -425,6 +454,12 @@ class pool_core {
   std::uint32_t probes_running_ = 0;
   std::uint64_t random_state_;
   std::uint64_t live_ = 0;         // slots not free, over all slabs
+  // max_idle_connections: this shard's share, its idle connections, oldest and newest.
+  static constexpr std::uint32_t no_idle_cap = UINT32_MAX;
+  std::uint32_t idle_share_ = no_idle_cap;
+  std::uint32_t idle_here_ = 0;
+  slot* lru_oldest_ = nullptr;
+  slot* lru_newest_ = nullptr;
   bool closing_ = false;           // begin_close ran
   bool finished_ = false;          // closed and quiet, reported to pool_shared
   shard_core* shard_ = &shard_core::current();

@@ -82,6 +82,8 @@ struct slot : completion {
   slot_waiter* heir = nullptr;  // closing: the task that reopens in its place (stale retry)
   slot* prev = nullptr;     // idle stack links; `next` also links the free list
   slot* next = nullptr;
+  slot* older = nullptr;    // the shard's idle list, least recently given back first
+  slot* newer = nullptr;    //   (kept only with max_idle_connections)
   peer_monitor monitor_op;
 };
 
