@@ -44,11 +44,11 @@ struct alignas(64) shard_stats {
   std::atomic<std::uint64_t> total_closed{0};
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::uint64_t> retries{0};
-  std::atomic<std::uint64_t> probing{0};  // of `idle`: in a background health check
   // Not a stat: this shard's slab of the endpoint once made (only this shard reads or writes
   // it): a handle's way to the slab, one load on the line the hit path writes anyway.
   endpoint_slab* slab = nullptr;
-  // Cold: written on a close, after the hot gauges' line.
+  // Cold: written on a probe or a close, after the hot line.
+  std::atomic<std::uint64_t> probing{0};  // of `idle`: in a background health check
   std::atomic<std::uint64_t> closed_by[close_reason_count]{};
 };
 

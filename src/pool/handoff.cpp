@@ -116,6 +116,7 @@ void pool_core::adopt(handoff* p) noexcept {
   const loop_clock::time_point idle_since = p->idle_since;
   delete p;
   to_idle(s, idle_since);  // still idle since it left the other shard's stack
+  if (s->state != slot_state::idle) return;  // max_idle_connections took it (a share of 0)
   arm_monitor(s);
   // Checked on arrival: nothing watched it on the way (the other shard cancelled its
   // operations first), so the kernel is asked once. A dead one frees its budget for a waiter;

@@ -138,6 +138,8 @@ endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
     auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint,
                                                 shared.table.intern(ep), index);
     it = slabs_.emplace(ep, std::move(slab)).first;
+    // Handles find this shard's slab through the entry (both live as long as the pool).
+    it->second->stats.slab = it->second.get();
     if (cfg.min_idle_per_endpoint > 0) top_up(*it->second);
   }
   last_key_ = &it->first;
@@ -281,6 +283,7 @@ void pool_core::open_failed(slot* s, std::error_code error) noexcept {
   if (s->warming) {
     s->warming = false;
     --slab.warming;
+    --warming_here_;
   }
   if (counted) backoff_failed(slab, s, error);
   move_to(s, slot_state::free);
@@ -347,6 +350,7 @@ void pool_core::park(slot* s) noexcept {
   if (s->warming) {
     s->warming = false;
     --slab.warming;
+    --warming_here_;
   }
   if (closed || slab.draining > 0) {  // opened while the pool (or the slab) closed
     close(s, closed ? close_reason::pool_closed : close_reason::drained);
@@ -414,6 +418,7 @@ void pool_core::close(slot* s, close_reason why) noexcept {
   if (s->warming) {  // opened for the warm minimum after the pool closed
     s->warming = false;
     --slab.warming;
+    --warming_here_;
   }
   move_to(s, slot_state::closing);
   count_close(slab, why);
@@ -885,11 +890,13 @@ task<void> pool_core::warm_fiber(slot* s) { (void)co_await open_idle(s); }
 
 void pool_core::top_up(endpoint_slab& slab) noexcept {
   if (closed || slab.draining > 0 || idle_capped()) return;  // the cap wins over the minimum
-  while (static_cast<int>(read(slab.stats.idle) + slab.warming) < cfg.min_idle_per_endpoint) {
+  while (static_cast<int>(read(slab.stats.idle) + slab.warming) < cfg.min_idle_per_endpoint &&
+         static_cast<std::uint64_t>(idle_here_) + warming_here_ < idle_share_) {
     slot* s = take_new(slab);
     if (s == nullptr) return;  // at the limit, or backing off (the timer comes back for it)
     s->warming = true;
     ++slab.warming;
+    ++warming_here_;
     run_background(warm_fiber(s));
   }
 }

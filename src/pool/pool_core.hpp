@@ -353,7 +353,9 @@ class pool_core {
     move_to(s, slot_state::idle);
     s->idle_since = now;
     idle_in(slab, s);
-    if (idle_here_ > idle_share_) [[unlikely]] {  // max_idle_connections: the oldest goes
+    // max_idle_connections: the oldest goes, unless this one is about to be lent to a waiter
+    // here (an arrival from another shard, a warmed or checked one): it will not stay idle.
+    if (idle_here_ > idle_share_ && slab.waiters_head == nullptr) [[unlikely]] {
       close(lru_oldest_, close_reason::idle_cap);
       if (s->state != slot_state::idle) return;  // it was the oldest itself (a share of 0)
     }
@@ -458,6 +460,7 @@ class pool_core {
   static constexpr std::uint32_t no_idle_cap = UINT32_MAX;
   std::uint32_t idle_share_ = no_idle_cap;
   std::uint32_t idle_here_ = 0;
+  std::uint32_t warming_here_ = 0;  // opens for the warm minimum in flight, all slabs
   slot* lru_oldest_ = nullptr;
   slot* lru_newest_ = nullptr;
   bool closing_ = false;           // begin_close ran

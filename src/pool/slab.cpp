@@ -21,11 +21,7 @@ endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap, endpoint_entry& 
       capacity(cap),
       entry(shared),
       stats(shared.sides[shard]),
-      bit(c.multi ? std::uint64_t{1} << shard : 0) {
-  // Handles find this shard's slab through the entry (slab and entry both live as long as the
-  // pool).
-  stats.slab = this;
-}
+      bit(c.multi ? std::uint64_t{1} << shard : 0) {}
 
 endpoint_slab::~endpoint_slab() { tls_forget(*this); }
 
