@@ -137,6 +137,37 @@ TEST_CASE("endpoint handles: one per endpoint for every shard, used on any shard
   }
 }
 
+TEST_CASE("max_idle_connections over 2 shards: each keeps its share, the oldest idle ones go") {
+  for (const ring_mode mode : ring_modes()) {
+    CAPTURE(mode);
+    fd_leak_check leaks;
+    bench::echo_server srv(3);
+    runtime rt({.shards = 2, .shard = {.mode = mode}});
+    config c = default_config();
+    c.max_idle_connections = 2;  // a share of 1 a shard
+    pool p(rt, c);
+    std::atomic<int> failed{0};
+    rt.run([&](unsigned) -> task<void> {
+      for (std::size_t i = 0; i < 3; ++i) {
+        result<void> r = co_await p.with_connection(
+            at(srv, i), [](flow& f) -> task<result<void>> { return echo(f, "capped"); });
+        if (!r) failed.fetch_add(1);
+      }
+      co_await turns();
+    });
+    CHECK(failed.load() == 0);
+    std::uint64_t idle = 0;
+    std::uint64_t capped = 0;
+    for (const auto& [ep, st] : p.all_stats()) {
+      idle += st.idle;
+      capped += st.closed_for(close_reason::idle_cap);
+    }
+    CHECK(idle == 0);    // the run's end closed the pool: what was idle closed then
+    CHECK(capped == 4);  // per shard: 3 given back, 1 kept, 2 closed as the oldest
+    CHECK(p.stats(at(srv, 2)).closed_for(close_reason::idle_cap) == 0);  // the newest kept
+  }
+}
+
 TEST_CASE("a shard at the limit steals an idle connection from another") {
   fd_leak_check leaks;
   bench::echo_server srv(1);
