@@ -322,6 +322,58 @@ TEST_CASE("4,000 endpoints added on 2 shards while a thread that is no shard rea
   CHECK(seen.load() <= 4000);
 }
 
+TEST_CASE("endpoints used and reclaimed on 2 shards while a thread that is no shard reads them") {
+  fd_leak_check leaks;
+  bench::echo_server srv(4);
+  runtime rt({.shards = 2});
+  config c = limit(2);
+  c.endpoint_idle_timeout = 20ms;
+  c.max_idle_time = 10ms;
+  pool p(rt, c);
+  std::atomic<bool> running{true};
+  std::atomic<long> reads{0};
+  std::thread reader([&] {
+    std::uint64_t created = 0;
+    while (running.load()) {
+      for (const auto& [ep, st] : p.all_stats()) CHECK(st.total_created <= 2);
+      (void)p.stats(at(srv, 1));
+      const endpoint_stats t = p.totals();
+      CHECK(t.total_created >= created);  // removed endpoints' totals are kept
+      created = t.total_created;
+      reads.fetch_add(1);
+    }
+  });
+  std::atomic<int> echoed{0};
+  rt.run([&](unsigned shard) -> task<void> {
+    for (int round = 0; round < 3; ++round) {
+      // Echo servers on both shards (their connections cross between them)...
+      for (std::size_t i = 0; i < srv.ports().size(); ++i) {
+        result<void> r = co_await p.with_connection(
+            at(srv, (i + shard) % srv.ports().size()),
+            [](flow& f) -> task<result<void>> { return echo(f, "reclaim"); });
+        CHECK(r);
+        if (r) echoed.fetch_add(1);
+      }
+      // ... and 500 endpoints a shard made by handles and dropped.
+      for (int i = 0; i < 500; ++i) {
+        (void)p.handle(endpoint{shard == 0 ? "127.0.0.1" : "127.0.0.2",
+                                static_cast<std::uint16_t>(i + 1)});
+      }
+      // All of them go once unused: connections expire, then the endpoints on both shards.
+      for (int i = 0; i < 1000 && p.endpoints() != 0; ++i) (void)co_await sleep_for(5ms);
+      CHECK(p.endpoints() == 0);
+    }
+  });
+  running.store(false);
+  reader.join();
+  CHECK(reads.load() > 0);
+  CHECK(p.all_stats().empty());
+  const endpoint_stats t = p.totals();
+  CHECK(t.total_created == t.total_closed);
+  CHECK(t.total_created + t.total_reused == static_cast<std::uint64_t>(echoed.load()));
+  CHECK(t.total_created <= 3 * 2 * srv.ports().size());
+}
+
 TEST_CASE("stats read in a tight loop from a thread that is no shard") {
   fd_leak_check leaks;
   bench::echo_server srv(8);  // eight endpoints: the table grows while it is read

@@ -91,7 +91,9 @@ slot* try_lend(pool_shared& shared, pool_core* solo, const endpoint& ep);
 slot* try_lend(pool_shared& shared, pool_core* solo, endpoint_entry& e);
 /// What a handle stands for, and its check against the pool it is used with.
 struct handle_access {
+  /// A handle adopting a use and a hold of `e` taken by the caller.
   static endpoint_handle make(endpoint_entry* e) noexcept { return endpoint_handle(e); }
+  static const endpoint& endpoint_of(const endpoint_entry* e) noexcept;
   static endpoint_entry& entry(const endpoint_handle& h) noexcept { return *h.entry_; }
   /// The handle's entry; throws std::invalid_argument for an empty handle or another pool's.
   static endpoint_entry& checked(const endpoint_handle& h, const pool_shared& shared);
@@ -117,6 +119,25 @@ breaker_ticket breaker_enter(pool_shared& shared, const endpoint& ep, int failur
                              std::chrono::duration<double> open_for);
 void breaker_record(pool_shared& shared, const endpoint& ep, breaker_ticket t,
                     std::error_code error);
+class endpoint_slab;
+/// `with_connection`'s hold on the calling shard's slab of its endpoint, for the call's whole
+/// life: the slab is not reclaimed meanwhile, and the call reaches it as a handle does,
+/// without copying the endpoint (no allocation, no atomic). Made, used and destroyed on one
+/// shard (tasks do not move between shards).
+class slab_pin {
+ public:
+  slab_pin(pool_shared& shared, const endpoint& ep);
+  slab_pin(pool_shared& shared, endpoint_entry& e);
+  slab_pin(slab_pin&& o) noexcept : slab_(o.slab_) { o.slab_ = nullptr; }
+  slab_pin(const slab_pin&) = delete;
+  slab_pin& operator=(const slab_pin&) = delete;
+  slab_pin& operator=(slab_pin&&) = delete;
+  ~slab_pin();
+  [[nodiscard]] endpoint_entry& entry() const noexcept;
+
+ private:
+  endpoint_slab* slab_;
+};
 }  // namespace detail
 
 /// Whether `with_connection` runs its callback once more after a stale reused connection.
@@ -198,16 +219,20 @@ class pool {
   /// run's result is the caller's. `f` is called as an lvalue, once or twice.
   /// g++ 12: pass a named callable, or a lambda capturing by reference, not a lambda with
   /// by-value captures built inside the `co_await` expression (see task.hpp).
+  /// The endpoint is not copied (no allocation, no atomic): the call holds this shard's slab
+  /// of it until it ends, so call it on a shard of the pool; `ep` need not outlive the call.
+  /// Throws std::invalid_argument for a bad endpoint, at the call.
   template <class F>
-  task<detail::lease_result_t<F>> with_connection(endpoint ep, F f,
+  task<detail::lease_result_t<F>> with_connection(const endpoint& ep, F f,
                                                   stale_retry retry = stale_retry::off) {
-    return lease_and_run(std::move(ep), std::move(f), retry);
+    return lease_and_run(detail::slab_pin(*shared_, ep), std::move(f), retry);
   }
-  /// The same through a handle: nothing about the endpoint is copied.
+  /// The same through a handle (no lookup; the handle need not outlive the call).
   template <class F>
-  task<detail::lease_result_t<F>> with_connection(endpoint_handle h, F f,
+  task<detail::lease_result_t<F>> with_connection(const endpoint_handle& h, F f,
                                                   stale_retry retry = stale_retry::off) {
-    return lease_and_run(h, std::move(f), retry);
+    return lease_and_run(detail::slab_pin(*shared_, detail::handle_access::checked(h, *shared_)),
+                         std::move(f), retry);
   }
 
   /// `with_connection` behind a circuit breaker per endpoint: after `failure_threshold` failures
@@ -240,6 +265,13 @@ class pool {
   /// `stats`.
   [[nodiscard]] std::vector<std::pair<endpoint, endpoint_stats>> all_stats() const;
 
+  /// Every endpoint's stats summed, those the pool has reclaimed (config::endpoint_idle_timeout)
+  /// included, with their totals as they were when they went. Any thread; it waits for a
+  /// reclamation in progress (one walk over the endpoints).
+  [[nodiscard]] endpoint_stats totals() const;
+  /// Endpoints the pool holds now (used, or held by a handle, and not reclaimed). Any thread.
+  [[nodiscard]] std::size_t endpoints() const noexcept;
+
   /// Closes this shard's idle connections of `ep`; leased ones are untouched.
   void close_idle_connections(const endpoint& ep);
   /// Closes this shard's connections of `ep`: idle ones now, leased ones as they come back
@@ -254,9 +286,9 @@ class pool {
   [[nodiscard]] const config& settings() const noexcept;
 
  private:
-  // with_connection's body, for an endpoint (kept in the frame) or a handle.
-  template <class Key, class F>
-  task<detail::lease_result_t<F>> lease_and_run(Key key, F f, stale_retry retry);
+  // with_connection's body, on a pinned slab.
+  template <class F>
+  task<detail::lease_result_t<F>> lease_and_run(detail::slab_pin pin, F f, stale_retry retry);
 
   std::unique_ptr<detail::pool_shared> shared_;
   detail::pool_core* solo_ = nullptr;  // a lone shard's part: the hit path's shortcut
@@ -287,7 +319,7 @@ class [[nodiscard]] pool::acquire_awaiter {
     return {detail::task_access::handle(slow_)};
   }
   const endpoint& entry_endpoint() const noexcept {
-    return detail::handle_access::make(entry_).endpoint();
+    return detail::handle_access::endpoint_of(entry_);
   }
   pool* pool_;
   const endpoint* ep_ = nullptr;              // acquire(endpoint): the caller's
@@ -301,10 +333,10 @@ inline pool::acquire_awaiter pool::acquire(const endpoint_handle& h) {
   return {*this, detail::handle_access::checked(h, *shared_)};
 }
 
-template <class Key, class F>
-task<detail::lease_result_t<F>> pool::lease_and_run(Key key, F f, stale_retry retry) {
+template <class F>
+task<detail::lease_result_t<F>> pool::lease_and_run(detail::slab_pin pin, F f, stale_retry retry) {
   using R = typename std::invoke_result_t<F&, flow&>::value_type;
-  result<connection> c = co_await acquire(key);
+  result<connection> c = co_await acquire_awaiter(*this, pin.entry());
   if (!c) co_return fail(c.error());
   for (bool may_retry = retry == stale_retry::once;; may_retry = false) {
     try {

@@ -33,6 +33,19 @@ struct endpoint_stats {
     return closed_by[static_cast<std::size_t>(r)];
   }
 
+  /// Adds `o`'s counts to these (stats of several endpoints or pools summed).
+  endpoint_stats& operator+=(const endpoint_stats& o) noexcept {
+    active += o.active;
+    idle += o.idle;
+    total_created += o.total_created;
+    total_reused += o.total_reused;
+    total_closed += o.total_closed;
+    errors += o.errors;
+    retries += o.retries;
+    for (std::size_t r = 0; r < close_reason_count; ++r) closed_by[r] += o.closed_by[r];
+    return *this;
+  }
+
   friend bool operator==(const endpoint_stats&, const endpoint_stats&) = default;
 };
 

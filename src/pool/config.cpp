@@ -36,6 +36,7 @@ void config::validate() const {
   if (connect_timeout) within_reach("connect_timeout", *connect_timeout);
   if (acquire_timeout) within_reach("acquire_timeout", *acquire_timeout);
   within_reach("dns_ttl", dns_ttl);
+  if (endpoint_idle_timeout) within_reach("endpoint_idle_timeout", *endpoint_idle_timeout);
   if (max_connections_per_endpoint < 1) {
     out_of_range("max_connections_per_endpoint", max_connections_per_endpoint,
                  "must be at least 1");
@@ -58,6 +59,10 @@ void config::validate() const {
   }
   if (acquire_timeout && !(acquire_timeout->count() >= 0)) {
     out_of_range("acquire_timeout", acquire_timeout->count(), "seconds must not be negative");
+  }
+  if (endpoint_idle_timeout && !(endpoint_idle_timeout->count() > 0)) {
+    out_of_range("endpoint_idle_timeout", endpoint_idle_timeout->count(),
+                 "seconds must be more than 0 (leave it unset to keep endpoints)");
   }
   if (!(dns_ttl.count() >= 0)) {
     out_of_range("dns_ttl", dns_ttl.count(), "seconds must not be negative");

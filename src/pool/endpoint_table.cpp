@@ -3,6 +3,7 @@
 
 #include "shard_core.hpp"
 
+#include <algorithm>
 #include <bit>
 
 namespace conpool::detail {
@@ -42,19 +43,29 @@ class endpoint_table::read_guard {
   std::atomic<std::uint64_t>* counter_ = nullptr;
 };
 
-endpoint_table::endpoint_table(shard_group& group, const void* owner)
-    : group_(group), owner_(owner), current_(new array(64)) {}
-
-endpoint_table::~endpoint_table() {
-  for (const retired& r : retired_) delete r.old;
-  delete current_.load();
+template <class F>
+void endpoint_table::for_each(const array& a, F&& f) {
+  for (std::size_t i = 0; i <= a.mask; ++i) {
+    for (const node* n = a.heads[i].load(std::memory_order_acquire); n != nullptr; n = n->next) {
+      f(n->entry);
+    }
+  }
 }
 
-void endpoint_table::locate(std::size_t i, unsigned& chunk, std::size_t& at) noexcept {
-  const std::size_t p = i + 16;
-  const unsigned top = static_cast<unsigned>(std::bit_width(p)) - 1;  // 16 << chunk <= p
-  chunk = top - 4;
-  at = p - (std::size_t{1} << top);
+endpoint_table::endpoint_table(shard_group& group, const void* owner)
+    : group_(group), owner_(owner), current_(new array(min_size)) {}
+
+endpoint_table::~endpoint_table() {
+  for (const retired& r : retired_) {
+    delete r.old;
+    if (r.entry != nullptr) endpoint_entry::drop_hold(r.entry);
+  }
+  array* a = current_.load();
+  for_each(*a, [](endpoint_entry* e) {
+    e->table.store(nullptr, std::memory_order_release);  // a handle left outlives the pool
+    endpoint_entry::drop_hold(e);
+  });
+  delete a;
 }
 
 const endpoint_entry* endpoint_table::lookup(const array& a, const endpoint& ep,
@@ -66,82 +77,166 @@ const endpoint_entry* endpoint_table::lookup(const array& a, const endpoint& ep,
   return nullptr;
 }
 
-const endpoint_entry* endpoint_table::find(const endpoint& ep) const noexcept {
+std::optional<endpoint_stats> endpoint_table::stats(const endpoint& ep) const {
   read_guard guard(*this);
   const array* a = current_.load(std::memory_order_seq_cst);
-  return lookup(*a, ep, std::hash<endpoint>{}(ep));
+  const endpoint_entry* e = lookup(*a, ep, std::hash<endpoint>{}(ep));
+  if (e == nullptr) return std::nullopt;
+  return e->sum();
 }
 
-endpoint_entry& endpoint_table::intern(const endpoint& ep) {
+endpoint_entry& endpoint_table::use(const endpoint& ep) {
   const std::size_t h = std::hash<endpoint>{}(ep);
-  // A shard: QSBR covers it.
-  if (const endpoint_entry* e = lookup(*current_.load(std::memory_order_seq_cst), ep, h)) {
-    return *const_cast<endpoint_entry*>(e);
+  {
+    read_guard guard(*this);
+    if (const endpoint_entry* e = lookup(*current_.load(std::memory_order_seq_cst), ep, h)) {
+      auto* found = const_cast<endpoint_entry*>(e);
+      if (found->try_use()) return *found;  // else removed meanwhile: a new one, below
+    }
   }
   std::lock_guard lock(writer_);
   array* a = current_.load(std::memory_order_seq_cst);
-  if (const endpoint_entry* e = lookup(*a, ep, h)) return *const_cast<endpoint_entry*>(e);  // raced
-  entries_.push_back(std::make_unique<endpoint_entry>(ep, group_.size(), owner_));
-  endpoint_entry* e = entries_.back().get();
-  // In the added order first (readers see it once published_ counts it).
-  unsigned chunk = 0;
-  std::size_t at = 0;
-  locate(count_, chunk, at);
-  if (!order_[chunk]) order_[chunk].reset(new std::atomic<endpoint_entry*>[std::size_t{16} << chunk]);
-  order_[chunk][at].store(e, std::memory_order_relaxed);
-  published_.store(count_ + 1, std::memory_order_release);
-  // Then in its chain: a node prepended, published with one release store.
+  if (const endpoint_entry* e = lookup(*a, ep, h)) {  // raced, and listed (removals hold writer_)
+    auto* found = const_cast<endpoint_entry*>(e);
+    found->uses.fetch_add(1, std::memory_order_acq_rel);
+    return *found;
+  }
+  auto* e = new endpoint_entry(ep, group_.size(), owner_, serials_++);
+  e->uses.store(1, std::memory_order_relaxed);
+  e->table.store(this, std::memory_order_relaxed);
+  // In its chain: a node prepended, published with one release store.
   std::atomic<const node*>& head = a->heads[h & a->mask];
   a->nodes.push_back(node{e, h, head.load(std::memory_order_relaxed)});
   head.store(&a->nodes.back(), std::memory_order_release);
-  if (++count_ > a->mask + 1) grow();
+  listed_.store(++count_, std::memory_order_relaxed);
+  if (count_ > a->mask + 1) rebuild((a->mask + 1) * 2);
   reclaim();
   return *e;
 }
 
-void endpoint_table::grow() {
+void endpoint_table::unuse(endpoint_entry& e) {
+  if (e.uses.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  std::lock_guard lock(writer_);
+  remove(e);
+  reclaim();
+}
+
+void endpoint_table::sweep() {
+  std::lock_guard lock(writer_);
+  std::vector<endpoint_entry*> unused;
+  for_each(*current_.load(std::memory_order_relaxed), [&](endpoint_entry* e) {
+    if (e->uses.load(std::memory_order_acquire) == 0) unused.push_back(e);
+  });
+  for (endpoint_entry* e : unused) remove(*e);
+  reclaim();
+}
+
+void endpoint_table::remove(endpoint_entry& e) {
+  // Only an entry nobody uses, with no connection or budget hand-off on its way between
+  // shards (a shard that takes it then makes its slab from this entry).
+  if (e.budget.load(std::memory_order_seq_cst) != 0 ||
+      e.waiting.load(std::memory_order_seq_cst) != 0) {
+    return;  // the next sweep looks again
+  }
+  array* a = current_.load(std::memory_order_relaxed);
+  const std::size_t h = std::hash<endpoint>{}(e.ep);
+  std::atomic<const node*>& head = a->heads[h & a->mask];
+  std::vector<const node*> before;
+  const node* n = head.load(std::memory_order_relaxed);
+  for (; n != nullptr && n->entry != &e; n = n->next) before.push_back(n);
+  if (n == nullptr) return;  // not listed (removed already)
+  std::uint32_t none = 0;
+  if (!e.uses.compare_exchange_strong(none, endpoint_entry::removed, std::memory_order_acq_rel)) {
+    return;  // used again meanwhile
+  }
+  // The nodes before it are copied (readers may be walking them); the copy ends where it was.
+  const node* rest = n->next;
+  for (auto it = before.rbegin(); it != before.rend(); ++it) {
+    a->nodes.push_back(node{(*it)->entry, (*it)->hash, rest});
+    rest = &a->nodes.back();
+  }
+  {
+    std::lock_guard totals(removal_);
+    head.store(rest, std::memory_order_seq_cst);
+    removed_totals_ += e.sum();  // its gauges are 0: no slab holds a connection
+  }
+  a->dead += before.size() + 1;
+  listed_.store(--count_, std::memory_order_relaxed);
+  retire(retired{nullptr, &e, {}});
+  // Mostly dead nodes, or mostly empty buckets: rebuilt smaller or at its size.
+  const std::size_t size = a->mask + 1;
+  if (a->dead > count_ + min_size || (size > min_size && count_ < size / 4)) {
+    rebuild(std::max(min_size, std::bit_ceil(std::max<std::size_t>(count_, 1))));
+  }
+}
+
+void endpoint_table::rebuild(std::size_t size) {
   array* old = current_.load(std::memory_order_relaxed);
-  auto fresh = std::make_unique<array>((old->mask + 1) * 2);
+  auto fresh = std::make_unique<array>(size);
   // Nodes are copied, never relinked: a reader may be walking the old chains.
-  for (const node& n : old->nodes) {
-    std::atomic<const node*>& head = fresh->heads[n.hash & fresh->mask];
-    fresh->nodes.push_back(node{n.entry, n.hash, head.load(std::memory_order_relaxed)});
-    head.store(&fresh->nodes.back(), std::memory_order_relaxed);
+  for (std::size_t i = 0; i <= old->mask; ++i) {
+    for (const node* n = old->heads[i].load(std::memory_order_relaxed); n != nullptr; n = n->next) {
+      std::atomic<const node*>& head = fresh->heads[n->hash & fresh->mask];
+      fresh->nodes.push_back(node{n->entry, n->hash, head.load(std::memory_order_relaxed)});
+      head.store(&fresh->nodes.back(), std::memory_order_relaxed);
+    }
   }
   current_.store(fresh.release(), std::memory_order_seq_cst);
-  retired r{old, {}};
-  group_.marks(r.marks);  // after the swap: a shard still in its turn may hold `old`
+  retire(retired{old, nullptr, {}});
+}
+
+void endpoint_table::retire(retired r) {
+  group_.marks(r.marks);  // after the unlink: a shard still in its turn may hold it
   retired_.push_back(std::move(r));
 }
 
 void endpoint_table::reclaim() {
   if (retired_.empty()) return;
   if (outside_readers_.load(std::memory_order_seq_cst) != 0) return;  // one may hold any
-  const unsigned self = t_current_core != nullptr ? t_current_core->index() : group_.size();
+  const shard_core* c = t_current_core;
+  const unsigned self = c != nullptr && &c->group() == &group_ ? c->index() : group_.size();
   std::erase_if(retired_, [&](const retired& r) {
     if (!group_.passed(r.marks, self)) return false;
     delete r.old;
+    if (r.entry != nullptr) endpoint_entry::drop_hold(r.entry);
     return true;
   });
 }
 
 std::vector<std::pair<endpoint, endpoint_stats>> endpoint_table::all_stats() const {
-  const std::size_t n = published_.load(std::memory_order_acquire);
+  read_guard guard(*this);
+  std::vector<const endpoint_entry*> found;
+  found.reserve(listed_.load(std::memory_order_relaxed));
+  for_each(*current_.load(std::memory_order_seq_cst),
+           [&](const endpoint_entry* e) { found.push_back(e); });
+  std::sort(found.begin(), found.end(),
+            [](const endpoint_entry* a, const endpoint_entry* b) { return a->serial < b->serial; });
   std::vector<std::pair<endpoint, endpoint_stats>> out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    unsigned chunk = 0;
-    std::size_t at = 0;
-    locate(i, chunk, at);
-    const endpoint_entry* e = order_[chunk][at].load(std::memory_order_relaxed);
-    out.emplace_back(e->ep, e->sum());
-  }
+  out.reserve(found.size());
+  for (const endpoint_entry* e : found) out.emplace_back(e->ep, e->sum());
   return out;
+}
+
+endpoint_stats endpoint_table::totals() const {
+  read_guard guard(*this);
+  std::lock_guard lock(removal_);
+  endpoint_stats t = removed_totals_;
+  for_each(*current_.load(std::memory_order_seq_cst),
+           [&](const endpoint_entry* e) { t += e->sum(); });
+  return t;
 }
 
 std::size_t endpoint_table::arrays_alive() const {
   std::lock_guard lock(writer_);
-  return retired_.size() + 1;
+  return 1 + static_cast<std::size_t>(
+                 std::count_if(retired_.begin(), retired_.end(),
+                               [](const retired& r) { return r.old != nullptr; }));
+}
+
+std::size_t endpoint_table::retired_entries() const {
+  std::lock_guard lock(writer_);
+  return static_cast<std::size_t>(std::count_if(
+      retired_.begin(), retired_.end(), [](const retired& r) { return r.entry != nullptr; }));
 }
 
 }  // namespace conpool::detail

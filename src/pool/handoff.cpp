@@ -176,6 +176,7 @@ void pool_core::on_handoff(handoff* p) noexcept {
       if (endpoint_slab* slab = find(p->entry->ep)) {
         slab->asking = false;
         if (slab->waiters_head != nullptr) ask(*slab);
+        note_unused(*slab);
       }
       delete p;
       break;

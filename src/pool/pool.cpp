@@ -24,6 +24,7 @@ namespace {
 void waiter_cancelled(detail::cancel_hook* h) noexcept {
   auto* w = static_cast<slot_waiter*>(h);
   w->slab->remove_waiter(w);
+  w->slab->core.note_unused(*w->slab);
   w->cancelled = true;
   w->node->unpark(w);
   detail::shard_core::current().schedule(w->handle);
@@ -481,9 +482,12 @@ std::string pool::last_error(const endpoint_handle& h) const {
 }
 
 endpoint_stats pool::stats(const endpoint& ep) const {
-  const detail::endpoint_entry* e = shared_->table.find(ep);
-  return e == nullptr ? endpoint_stats{} : e->sum();
+  return shared_->table.stats(ep).value_or(endpoint_stats{});
 }
+
+endpoint_stats pool::totals() const { return shared_->table.totals(); }
+
+std::size_t pool::endpoints() const noexcept { return shared_->table.size(); }
 
 endpoint_stats pool::stats(const endpoint_handle& h) const {
   return detail::handle_access::checked(h, *shared_).sum();
@@ -492,16 +496,76 @@ endpoint_stats pool::stats(const endpoint_handle& h) const {
 endpoint_handle pool::handle(const endpoint& ep) {
   detail::pool_core& core = shared_->part();
   // The slab too: a handle's first acquire on this shard is then a hit like any other.
-  return detail::handle_access::make(&core.slab_for(ep).entry);
+  detail::endpoint_entry& e = core.slab_for(ep).entry;
+  e.uses.fetch_add(1, std::memory_order_relaxed);  // listed: this shard's slab uses it
+  e.holds.fetch_add(1, std::memory_order_relaxed);
+  return detail::handle_access::make(&e);
 }
 
-}  // namespace conpool
+// ---- endpoint_handle: a counted pointer ----------------------------------------------------
 
-const conpool::endpoint& conpool::endpoint_handle::endpoint() const noexcept {
-  return entry_->ep;
+const endpoint& endpoint_handle::endpoint() const noexcept { return entry_->ep; }
+
+endpoint_handle::endpoint_handle(const endpoint_handle& o) noexcept : entry_(o.entry_) {
+  if (entry_ != nullptr) {
+    entry_->uses.fetch_add(1, std::memory_order_relaxed);  // held: it cannot go meanwhile
+    entry_->holds.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
-namespace conpool {
+endpoint_handle& endpoint_handle::operator=(const endpoint_handle& o) noexcept {
+  if (this != &o) {
+    endpoint_handle copy(o);
+    *this = std::move(copy);
+  }
+  return *this;
+}
+
+endpoint_handle& endpoint_handle::operator=(endpoint_handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    entry_ = o.entry_;
+    o.entry_ = nullptr;
+  }
+  return *this;
+}
+
+endpoint_handle::~endpoint_handle() { reset(); }
+
+void endpoint_handle::reset() noexcept {
+  if (entry_ == nullptr) return;
+  // The last use gone (no shard holds a slab of it), the table removes the entry; the last
+  // hold frees it (the table's, or this one after the pool is gone).
+  if (detail::endpoint_table* t = entry_->table.load(std::memory_order_acquire)) {
+    t->unuse(*entry_);
+  } else {
+    entry_->uses.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  detail::endpoint_entry::drop_hold(entry_);
+  entry_ = nullptr;
+}
+
+// ---- slab_pin: with_connection's hold on its shard's slab ---------------------------------------
+
+namespace detail {
+
+slab_pin::slab_pin(pool_shared& shared, const endpoint& ep) : slab_(&shared.part().slab_for(ep)) {
+  ++slab_->pins;
+}
+
+slab_pin::slab_pin(pool_shared& shared, endpoint_entry& e) : slab_(&shared.part().slab_for(e)) {
+  ++slab_->pins;
+}
+
+slab_pin::~slab_pin() {
+  if (slab_ != nullptr) pool_core::unpin(*slab_);
+}
+
+endpoint_entry& slab_pin::entry() const noexcept { return slab_->entry; }
+
+const endpoint& handle_access::endpoint_of(const endpoint_entry* e) noexcept { return e->ep; }
+
+}  // namespace detail
 
 std::vector<std::pair<endpoint, endpoint_stats>> pool::all_stats() const {
   return shared_->table.all_stats();
@@ -521,6 +585,7 @@ task<void> pool::close_all_connections(endpoint ep) {
   co_await drained(*slab);
   --slab->draining;
   core.serve_waiters(*slab);  // those who waited during the drain open connections now
+  core.note_unused(*slab);
 }
 
 namespace {

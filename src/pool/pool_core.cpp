@@ -36,6 +36,8 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
       idle_limit_(to_loop(cfg.max_idle_time)),
       check_every_(cfg.health_check_interval ? to_loop(*cfg.health_check_interval)
                                              : loop_clock::duration::zero()),
+      reclaim_after_(cfg.endpoint_idle_timeout ? to_loop(*cfg.endpoint_idle_timeout)
+                                               : loop_clock::duration::zero()),
       max_uses_(cfg.max_connection_uses ? static_cast<std::uint32_t>(*cfg.max_connection_uses)
                                         : UINT32_MAX),
       background_(nullptr),
@@ -135,12 +137,19 @@ endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
   if (it == slabs_.end()) {
     if (std::string why = ep.problem(); !why.empty())
       throw std::invalid_argument("conpool: " + why);
-    auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint,
-                                                shared.table.intern(ep), index);
-    it = slabs_.emplace(ep, std::move(slab)).first;
-    // Handles find this shard's slab through the entry (both live as long as the pool).
+    endpoint_entry& entry = shared.table.use(ep);  // given back when the slab goes
+    try {
+      auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint,
+                                                  entry, index);
+      it = slabs_.emplace(ep, std::move(slab)).first;
+    } catch (...) {
+      shared.table.unuse(entry);
+      throw;
+    }
+    // Handles find this shard's slab through the entry (cleared when the slab goes).
     it->second->stats.slab = it->second.get();
     if (cfg.min_idle_per_endpoint > 0) top_up(*it->second);
+    note_unused(*it->second);  // a handle's, never used: reclaimed in time too
   }
   last_key_ = &it->first;
   last_slab_ = it->second.get();
@@ -488,9 +497,42 @@ void pool_core::give_back_budget(endpoint_slab& slab) noexcept {
 void pool_core::vacate(slot* s) noexcept {
   s->use_count = 0;
   s->peer_gone = false;
-  --s->slab->in_use;
   --live_;
-  s->slab->put_free(s);
+  endpoint_slab& slab = *s->slab;
+  slab.put_free(s);
+  if (--slab.in_use == 0) [[unlikely]] note_unused(slab);
+}
+
+loop_clock::time_point pool_core::reclaim_slabs(loop_clock::time_point now) {
+  auto next = loop_clock::time_point::max();
+  if (reclaim_after_ == loop_clock::duration::zero() || closed) return next;
+  std::vector<endpoint_slab*> due;
+  for (auto& [ep, slab] : slabs_) {
+    if (!slab->unused()) {
+      slab->unused_since = {};
+      continue;
+    }
+    if (slab->unused_since == loop_clock::time_point{}) slab->unused_since = now;  // first seen
+    if (now - slab->unused_since >= reclaim_after_) {
+      due.push_back(slab.get());
+    } else {
+      next = std::min(next, slab->unused_since + reclaim_after_);
+    }
+  }
+  for (endpoint_slab* slab : due) drop_slab(*slab);
+  if (shared.table_sweep_due(now)) shared.table.sweep();
+  return next;
+}
+
+void pool_core::drop_slab(endpoint_slab& slab) noexcept {
+  endpoint_entry& entry = slab.entry;
+  entry.sides[index].slab = nullptr;
+  if (last_slab_ == &slab) {
+    last_key_ = nullptr;
+    last_slab_ = nullptr;
+  }
+  slabs_.erase(slabs_.find(slab.ep));  // the slab and its key go
+  shared.table.unuse(entry);
 }
 
 void pool_core::serve_waiters(endpoint_slab& slab) noexcept {
@@ -535,6 +577,7 @@ void pool_core::arm_queued_watchers(shard_core::turn_hook* h) noexcept {
   pool_core& core = *static_cast<watch_hook*>(h)->core;
   for (endpoint_slab* slab : core.to_watch_) {
     slab->watch_queued = false;
+    if (slab->in_use == 0) [[unlikely]] core.note_unused(*slab);
     // What became idle this turn is on top of the stack, above every slot that was idle
     // before (those have a watcher, or one whose cancel will re-arm it).
     for (slot* s = slab->idle_top; s != nullptr;) {
@@ -743,6 +786,7 @@ void pool_core::tick() noexcept {
   if (idle_left || probes_running_ > 0 || cfg.min_idle_per_endpoint > 0 || named) {
     next = std::min(next, now + sweep_every_);
   }
+  next = std::min(next, reclaim_slabs(now));
   if (next != loop_clock::time_point::max()) wake_at(next);
 }
 

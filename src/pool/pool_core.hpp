@@ -292,6 +292,19 @@ class pool_core {
   /// The resolver's news: `host`'s new answer lacks `gone`; their connections are drained.
   void drain_addresses(const std::string& host, const std::vector<socket_address>& gone);
 
+  /// Reclamation: a slab unused for endpoint_idle_timeout is freed (its entry's use given
+  /// back). `note_unused` after it may have become unused (the timer comes for it).
+  void note_unused(endpoint_slab& slab) noexcept {
+    if (reclaim_after_ == loop_clock::duration::zero() || !slab.unused()) return;
+    const auto now = loop_now();
+    slab.unused_since = now;
+    wake_at(now + reclaim_after_);
+  }
+  /// A with_connection call holds the slab (see slab_pin) / lets it go.
+  static void unpin(endpoint_slab& slab) noexcept {
+    if (--slab.pins == 0) slab.core.note_unused(slab);
+  }
+
   /// A handoff from another shard arrived here.
   void on_handoff(handoff* p) noexcept;
   /// Closes this part: waiters fail, idle connections close now, leased ones as they come back;
@@ -375,6 +388,9 @@ class pool_core {
   void give_back_budget(endpoint_slab& slab) noexcept;
 
   endpoint_slab& slab_lookup(const endpoint& ep);
+  // Frees the slabs unused for reclaim_after_; the soonest one still due otherwise.
+  loop_clock::time_point reclaim_slabs(loop_clock::time_point now);
+  void drop_slab(endpoint_slab& slab) noexcept;
   // One SQE for one of `s`'s operations (its completion `c`, in `role`): the slot, the part
   // and the shard each count one more CQE owed. `reserve`: SQEs kept free for a linked one.
   io_uring_sqe* slot_sqe(slot* s, completion* c, unsigned role, unsigned reserve = 1) noexcept;
@@ -435,6 +451,7 @@ class pool_core {
   loop_clock::duration idle_limit_;
   loop_clock::duration check_every_;  // health_check_interval; zero when off
   loop_clock::duration sweep_every_;  // the timer's period while there are idle connections
+  loop_clock::duration reclaim_after_;  // endpoint_idle_timeout; zero when off
   std::uint32_t max_uses_;
   socket_options sockopts_;
   std::unordered_map<endpoint, std::unique_ptr<endpoint_slab>> slabs_;

@@ -90,6 +90,16 @@ class pool_shared {
   [[nodiscard]] pool_core* part_at(unsigned i) const noexcept { return parts_[i].get(); }
   [[nodiscard]] bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
 
+  /// Whether the table's sweep for unused entries is due (one shard claims it per
+  /// endpoint_idle_timeout).
+  bool table_sweep_due(loop_clock::time_point now) noexcept {
+    const std::int64_t t = now.time_since_epoch().count();
+    std::int64_t due = next_table_sweep_.load(std::memory_order_relaxed);
+    if (t < due || !cfg.endpoint_idle_timeout) return false;
+    const auto every = std::chrono::duration_cast<loop_clock::duration>(*cfg.endpoint_idle_timeout);
+    return next_table_sweep_.compare_exchange_strong(due, t + every.count(),
+                                                     std::memory_order_relaxed);
+  }
   /// Sends `p` to shard `to` (it arrives there in pool_core::on_handoff).
   void post(handoff* p, unsigned to) noexcept;
   /// A handoff arrived (or a part became quiet while closing): one piece of work less.
@@ -106,6 +116,7 @@ class pool_shared {
 
   std::unique_ptr<std::unique_ptr<pool_core>[]> parts_;  // [i]: written by shard i only
   std::atomic<bool> closing_{false};
+  std::atomic<std::int64_t> next_table_sweep_{0};  // loop_clock ticks
   // Hand-offs travelling, plus (once closing) parts not yet quiet: 0 then means all closed.
   std::atomic<std::int64_t> open_work_{0};
   std::atomic<bool> counting_parts_{false};

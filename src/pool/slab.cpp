@@ -17,11 +17,11 @@ void drain_waiters::notify() noexcept {
 endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap, endpoint_entry& shared,
                              unsigned shard)
     : core(c),
-      ep(std::move(e)),
-      capacity(cap),
-      entry(shared),
       stats(shared.sides[shard]),
-      bit(c.multi ? std::uint64_t{1} << shard : 0) {}
+      entry(shared),
+      bit(c.multi ? std::uint64_t{1} << shard : 0),
+      ep(std::move(e)),
+      capacity(cap) {}
 
 endpoint_slab::~endpoint_slab() { tls_forget(*this); }
 

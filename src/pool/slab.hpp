@@ -67,7 +67,7 @@ struct drain_waiters {
 
 enum class breaker_state : std::uint8_t { closed, open, half_open };
 
-class endpoint_slab {
+class alignas(64) endpoint_slab {
  public:
   endpoint_slab(pool_core& core, endpoint ep, int capacity, endpoint_entry& entry,
                 unsigned shard);
@@ -75,23 +75,27 @@ class endpoint_slab {
   endpoint_slab(const endpoint_slab&) = delete;
   endpoint_slab& operator=(const endpoint_slab&) = delete;
 
+  // The hit path's line: read on every acquire and release (the idle stack written).
   pool_core& core;
+  slot* idle_top = nullptr;  // most recently released: reused first
+  slot_waiter* waiters_head = nullptr;
+  shard_stats& stats;     // this shard's line of the entry's stats
+  endpoint_entry& entry;  // shared by the pool's shards: budget, waiting shards, stats
+  std::uint64_t bit = 0;  // this shard's bit in entry.waiting (0 in a pool of one shard)
+  int draining = 0;       // close_all_connections in progress: releases close
+  std::uint32_t in_use = 0;   // slots not free
+  bool watch_queued = false;  // idle slots wait for their watchers at the turn's end
+  bool asking = false;        // an ask_idle is out
+
   const endpoint ep;
   const int capacity;  // the per-endpoint limit: the most slots it ever holds
   slot* free_head = nullptr;
-  slot* idle_top = nullptr;  // most recently released: reused first
-  std::uint32_t in_use = 0;  // slots not free
-  bool watch_queued = false;  // idle slots wait for their watchers at the turn's end
-  slot_waiter* waiters_head = nullptr;
+  std::uint32_t pins = 0;    // with_connection calls running on it (it is not reclaimed)
+  loop_clock::time_point unused_since{};  // when it last had nothing (see `unused`); {}: in use
   slot_waiter* waiters_tail = nullptr;
   drain_waiters drained;
-  int draining = 0;  // close_all_connections in progress: releases close
-  endpoint_entry& entry;  // shared by the pool's shards: budget, waiting shards, stats
-  shard_stats& stats;     // this shard's line of the entry's stats
-  // Across shards (all 0 / false in a pool of one shard).
-  std::uint64_t bit = 0;     // this shard's bit in entry.waiting
+  // Across shards (0 / false in a pool of one shard).
   unsigned next_shard = 0;   // round-robin cursor over the other shards
-  bool asking = false;       // an ask_idle is out
   bool remote_turn = false;  // with waiters here and elsewhere, releases alternate
   void* tls_session = nullptr;  // WOLFSSL_SESSION*: the last session, offered on a new connection
   std::string last_error;       // the last failed open, in words (pool::last_error)
@@ -147,6 +151,12 @@ class endpoint_slab {
   void add_waiter(slot_waiter* w) noexcept;
   void remove_waiter(slot_waiter* w) noexcept;
   slot_waiter* pop_waiter() noexcept;
+  /// Nothing here needs it: no connection, waiter, pin, hand-off or drain in progress, no
+  /// watcher queued. Unused for endpoint_idle_timeout, it is reclaimed.
+  [[nodiscard]] bool unused() const noexcept {
+    return in_use == 0 && pins == 0 && waiters_head == nullptr && !asking && draining == 0 &&
+           drained.handles.empty() && !watch_queued && warming == 0;
+  }
   [[nodiscard]] bool settled() const noexcept {
     return read(stats.active) == 0 && in_use == read(stats.idle);
   }

@@ -53,26 +53,31 @@ struct peer_monitor : completion {
 
 // One connection's place. Its completion serves four SQEs, told apart by role: the idle
 // watcher (a zero-length recv, or a TLS record recv), the watcher's cancel, the IORING_OP_CLOSE
-// and a TLS close_notify sent before it.
-struct slot : completion {
+// and a TLS close_notify sent before it. Three cache lines, the first all the hit path needs.
+struct alignas(64) slot : completion {
   static constexpr unsigned watch = role_main;
   static constexpr unsigned close = role_link;
   static constexpr unsigned unwatch = role_cancel;
   static constexpr unsigned goodbye = role_aux;
 
+  // The hit path's line (with the completion's 8 bytes): what the gate, a lend and a release
+  // read and write.
   endpoint_slab* slab = nullptr;
-  conpool::flow flow;
-  loop_clock::time_point created_at{};
   loop_clock::time_point expires_at{};  // created_at + its lifetime (jittered)
   loop_clock::time_point idle_since{};  // when it last became idle (or opened)
   loop_clock::time_point lent_at{};     // when its last lease began
-  loop_clock::time_point checked_at{};  // its last background health check
+  slot* prev = nullptr;     // idle stack links; `next` also links the free list
+  slot* next = nullptr;
   std::uint32_t use_count = 0;          // times handed out
   slot_state state = slot_state::free;
   kernel_op watcher = kernel_op::off;   // armed only while idle
   kernel_op monitor = kernel_op::off;   // armed from open to close (or leaving)
-  std::uint8_t owed = 0;                // CQEs the kernel owes this slot (monitor's included)
   bool peer_gone = false;   // the peer closed, reset or wrote unasked: never handed out again
+
+  conpool::flow flow;
+  loop_clock::time_point created_at{};
+  loop_clock::time_point checked_at{};  // its last background health check
+  std::uint8_t owed = 0;                // CQEs the kernel owes this slot (monitor's included)
   std::uint8_t gone_why = 0;  // why it must not be lent (a close_reason, or error_pending)
   std::uint8_t bound_for = 0;  // leaving: the shard it goes to
   bool answers_ask = false;   // leaving: it answers that shard's ask_idle
@@ -80,8 +85,6 @@ struct slot : completion {
   bool trial = false;         // opening: the one open an endpoint that backs off allows
   std::uint32_t open_epoch = 0;  // opening: the slab's backoff epoch when it began
   slot_waiter* heir = nullptr;  // closing: the task that reopens in its place (stale retry)
-  slot* prev = nullptr;     // idle stack links; `next` also links the free list
-  slot* next = nullptr;
   slot* older = nullptr;    // the shard's idle list, least recently given back first
   slot* newer = nullptr;    //   (kept only with max_idle_connections)
   peer_monitor monitor_op;
