@@ -62,7 +62,7 @@ bool pool_core::refresh_names() {
   if (!cfg.drain_dropped_addresses) return false;
   bool named = false;
   for (auto& [ep, slab] : slabs_) {
-    const std::string& host = resolved_name(ep);
+    const std::string& host = resolved_name(ep.get());
     if (host.empty() || slab->in_use == 0) continue;
     named = true;
     // A shard whose connections all came from others has no answer yet: it looks one up too.
@@ -73,7 +73,7 @@ bool pool_core::refresh_names() {
 
 void pool_core::drain_addresses(const std::string& host, const std::vector<socket_address>& gone) {
   for (auto& [ep, slab] : slabs_) {
-    if (resolved_name(ep) != host) continue;
+    if (resolved_name(ep.get()) != host) continue;
     slab->for_each_slot([&](slot& s) {
       if (has_connection(s.state) && peer_in(s, gone)) {
         // Idle: closed now. Leased, checked or probed: closed when it comes back.

@@ -92,7 +92,7 @@ std::string pool_core::busy(bool count_background) const {
     if (active != 0 || opening != 0 || !slab->drained.handles.empty()) {
       return std::to_string(active) + " leased, " + std::to_string(opening) +
              " opening, " + std::to_string(slab->drained.handles.size()) +
-             " task(s) closing connections of " + ep.to_string();
+             " task(s) closing connections of " + ep.get().to_string();
     }
   }
   return {};
@@ -139,9 +139,9 @@ endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
       throw std::invalid_argument("conpool: " + why);
     endpoint_entry& entry = shared.table.use(ep);  // given back when the slab goes
     try {
-      auto slab = std::make_unique<endpoint_slab>(*this, ep, cfg.max_connections_per_endpoint,
-                                                  entry, index);
-      it = slabs_.emplace(ep, std::move(slab)).first;
+      auto slab = std::make_unique<endpoint_slab>(*this, cfg.max_connections_per_endpoint, entry,
+                                                  index);
+      it = slabs_.emplace(std::cref(entry.ep), std::move(slab)).first;
     } catch (...) {
       shared.table.unuse(entry);
       throw;
@@ -151,7 +151,7 @@ endpoint_slab& pool_core::slab_lookup(const endpoint& ep) {
     if (cfg.min_idle_per_endpoint > 0) top_up(*it->second);
     note_unused(*it->second);  // a handle's, never used: reclaimed in time too
   }
-  last_key_ = &it->first;
+  last_key_ = &it->first.get();
   last_slab_ = it->second.get();
   return *last_slab_;
 }

@@ -61,6 +61,7 @@
 #include <atomic>
 #include <cassert>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -454,7 +455,22 @@ class pool_core {
   loop_clock::duration reclaim_after_;  // endpoint_idle_timeout; zero when off
   std::uint32_t max_uses_;
   socket_options sockopts_;
-  std::unordered_map<endpoint, std::unique_ptr<endpoint_slab>> slabs_;
+  // Keyed by the entry's own copy of the endpoint (the entry outlives its slabs): no copy of
+  // the endpoint per shard.
+  struct key_hash {
+    std::size_t operator()(std::reference_wrapper<const endpoint> e) const noexcept {
+      return std::hash<endpoint>{}(e.get());
+    }
+  };
+  struct key_equal {
+    bool operator()(std::reference_wrapper<const endpoint> a,
+                    std::reference_wrapper<const endpoint> b) const noexcept {
+      return a.get() == b.get();
+    }
+  };
+  std::unordered_map<std::reference_wrapper<const endpoint>, std::unique_ptr<endpoint_slab>,
+                     key_hash, key_equal>
+      slabs_;
   // Single-entry cache of the last slab looked up: a proxy talks to a few upstreams in bursts.
   const endpoint* last_key_ = nullptr;
   endpoint_slab* last_slab_ = nullptr;

@@ -14,20 +14,19 @@ void drain_waiters::notify() noexcept {
 
 // ---- endpoint_slab: free list, idle stack, waiters --------------------------------------------
 
-endpoint_slab::endpoint_slab(pool_core& c, endpoint e, int cap, endpoint_entry& shared,
-                             unsigned shard)
+endpoint_slab::endpoint_slab(pool_core& c, int cap, endpoint_entry& shared, unsigned shard)
     : core(c),
       stats(shared.sides[shard]),
       entry(shared),
       bit(c.multi ? std::uint64_t{1} << shard : 0),
-      ep(std::move(e)),
+      ep(shared.ep),
       capacity(cap) {}
 
 endpoint_slab::~endpoint_slab() { tls_forget(*this); }
 
 bool endpoint_slab::grow() noexcept {
   if (made_ >= capacity) return false;
-  const int size = std::min({std::max(8, made_ / 2), 1024, capacity - made_});
+  const int size = std::min({made_ == 0 ? 2 : std::max(4, made_ / 2), 1024, capacity - made_});
   chunk c;
   c.slots.reset(new (std::nothrow) slot[static_cast<std::size_t>(size)]);
   if (c.slots == nullptr) return false;

@@ -69,8 +69,7 @@ enum class breaker_state : std::uint8_t { closed, open, half_open };
 
 class alignas(64) endpoint_slab {
  public:
-  endpoint_slab(pool_core& core, endpoint ep, int capacity, endpoint_entry& entry,
-                unsigned shard);
+  endpoint_slab(pool_core& core, int capacity, endpoint_entry& entry, unsigned shard);
   ~endpoint_slab();
   endpoint_slab(const endpoint_slab&) = delete;
   endpoint_slab& operator=(const endpoint_slab&) = delete;
@@ -87,7 +86,7 @@ class alignas(64) endpoint_slab {
   bool watch_queued = false;  // idle slots wait for their watchers at the turn's end
   bool asking = false;        // an ask_idle is out
 
-  const endpoint ep;
+  const endpoint& ep;  // the entry's
   const int capacity;  // the per-endpoint limit: the most slots it ever holds
   slot* free_head = nullptr;
   std::uint32_t pins = 0;    // with_connection calls running on it (it is not reclaimed)
@@ -163,8 +162,9 @@ class alignas(64) endpoint_slab {
 
  private:
   // Slots come in chunks that never move (a slot's address is its io_uring user_data): the
-  // first of 8, then each half of what exists (growth by 1.5: at least 2/3 of the slots made
-  // were in use at once), at most 1,024, never past `capacity`.
+  // first of 2 (most of a forward proxy's upstreams hold one or two connections), then at
+  // least 4 and each half of what exists (growth by 1.5: at least 2/3 of the slots made were
+  // in use at once), at most 1,024, never past `capacity`.
   struct chunk {
     std::unique_ptr<slot[]> slots;
     int size = 0;

@@ -17,8 +17,8 @@ namespace {
 
 task<void> run_all(const options& o, const echo_server* server, report& r, progress& bar) {
   for (const preset& p : o.runs) {
-    if (o.pooled()) r.runs.push_back(co_await run_preset(p, true, server->ports(), o, bar));
-    if (o.fresh()) r.runs.push_back(co_await run_preset(p, false, server->ports(), o, bar));
+    if (o.pooled()) r.runs.push_back(co_await run_preset(p, true, *server, o, bar));
+    if (o.fresh()) r.runs.push_back(co_await run_preset(p, false, *server, o, bar));
   }
   if (o.target) {
     if (o.pooled()) r.runs.push_back(co_await run_target(o, true, bar));

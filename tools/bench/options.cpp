@@ -17,7 +17,9 @@ With no options: starts an io_uring echo server on its own thread and runs the s
 each through the pool and with a fresh connection per message, then prints a table.
 
   --preset NAME[,NAME]  high_reuse, many_endpoints, high_concurrency, large_messages,
-                        constrained_pool, burst_traffic, extended, or all (the six)
+                        constrained_pool, burst_traffic, or all (those six); extended;
+                        many_upstreams (a forward proxy: 2,000 endpoints, Zipf popularity,
+                        the pool's bytes per idle connection reported)
   --mode M              pooled, fresh or both (presets: both; --target: pooled)
   --min-time S          repeat a preset's workload until S seconds have passed (1)
   --target URL          a real server: tcp://host:port (echo), http://host:port/path
@@ -51,7 +53,9 @@ const std::vector<preset> all_presets = {
     {"constrained_pool", 2, 50, 10, 50, 64, 2},
     {"burst_traffic", 5, 200, 2, 100, 32, 15},
     {"extended", 30, 1000, 100, 500, 128, 50},
+    {"many_upstreams", 2000, 10, 2, 50, 64, 4, true},
 };
+constexpr std::size_t default_presets = 6;  // "all": the first six
 
 [[noreturn]] void bad(std::string_view option, std::string_view value, std::string_view why) {
   std::string what(option);
@@ -76,7 +80,8 @@ void add_presets(options& o, std::string_view list) {
     const std::string_view name = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
     if (name == "all") {
-      o.runs.insert(o.runs.end(), all_presets.begin(), all_presets.end() - 1);
+      o.runs.insert(o.runs.end(), all_presets.begin(),
+                    all_presets.begin() + static_cast<std::ptrdiff_t>(default_presets));
       continue;
     }
     bool found = false;

@@ -20,9 +20,12 @@ struct preset {
   int parallel;            ///< clients running at once
   int bytes;               ///< message size
   int pool_size;           ///< max_connections_per_endpoint
+  /// Each client's endpoint drawn by Zipf popularity (s = 1: the k-th most popular endpoint
+  /// gets 1/k of the first's requests), as a forward proxy's upstreams; else round-robin.
+  bool zipf = false;
 };
 
-/// The six default presets, then `extended` (only when asked for by name).
+/// The six default presets, then `extended` and `many_upstreams` (only when asked for by name).
 const std::vector<preset>& presets();
 
 enum class mode { pooled, fresh, both };

@@ -77,6 +77,10 @@ void print_table(std::ostream& os, const report& r) {
        << pad(std::to_string(run.created), 9) << pad(std::to_string(run.reused), 9)
        << pad(std::to_string(run.errors), 8) << pad(up ? fixed(*up, 2) + "x" : "", 14) << "\n";
     if (!run.first_error.empty()) os << "  first error: " << run.first_error << "\n";
+    if (run.bytes_per_idle > 0) {
+      os << "  pool memory: " << run.idle << " idle connections over " << run.endpoints
+         << " endpoints, " << fixed(run.bytes_per_idle, 0) << " B per idle connection\n";
+    }
   }
   for (const comparison& c : r.comparisons) {
     const run_result& ours = r.runs[c.ours];
@@ -117,6 +121,10 @@ void write_json(const std::string& path, const report& r) {
         << ", \"requests_per_s\": " << num(run.per_s())
         << ", \"connections_created\": " << run.created
         << ", \"connections_reused\": " << run.reused;
+    if (run.bytes_per_idle > 0) {
+      out << ", \"idle_connections\": " << run.idle << ", \"endpoints\": " << run.endpoints
+          << ", \"pool_bytes_per_idle\": " << num(run.bytes_per_idle);
+    }
     if (const auto up = run.mode == "pooled" ? r.speedup(run.name) : std::nullopt) {
       out << ", \"pooled_over_fresh\": " << num(*up);
     }

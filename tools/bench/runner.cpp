@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "runner.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include <conpool/conpool.hpp>
@@ -152,6 +155,27 @@ struct preset_state {
   const preset& p;
   std::vector<endpoint> endpoints;
   int next_client = 0;
+  std::vector<double> popularity;  // zipf: cumulative share of the endpoints, in order
+  std::uint64_t random = 0x9e3779b97f4a7c15ULL;
+
+  // Zipf with s = 1: endpoint k (from 0) drawn with weight 1 / (k + 1).
+  void zipf() {
+    double sum = 0;
+    for (std::size_t k = 0; k < endpoints.size(); ++k) {
+      sum += 1.0 / static_cast<double>(k + 1);
+      popularity.push_back(sum);
+    }
+    for (double& c : popularity) c /= sum;
+  }
+  const endpoint& pick(int client) {
+    if (popularity.empty()) return endpoints[static_cast<std::size_t>(client % p.servers)];
+    random ^= random << 13;  // xorshift64: the same sequence every run
+    random ^= random >> 7;
+    random ^= random << 17;
+    const double u = static_cast<double>(random >> 11) * 0x1.0p-53;
+    const auto k = std::lower_bound(popularity.begin(), popularity.end(), u) - popularity.begin();
+    return endpoints[std::min(static_cast<std::size_t>(k), endpoints.size() - 1)];
+  }
 };
 
 task<void> preset_worker(run_state& st, preset_state& ps) {
@@ -159,7 +183,7 @@ task<void> preset_worker(run_state& st, preset_state& ps) {
   const int clients = ps.p.servers * ps.p.clients_per_server;
   while (ps.next_client < clients) {
     const int client = ps.next_client++;
-    const endpoint& ep = ps.endpoints[static_cast<std::size_t>(client % ps.p.servers)];
+    const endpoint& ep = ps.pick(client);
     for (int m = 0; m < ps.p.messages; ++m) co_await one_request(st, ep, w);
   }
 }
@@ -213,7 +237,7 @@ task<result<void>> redis_prepare(pool& p, const endpoint& ep, const options& o) 
 
 }  // namespace
 
-task<run_result> run_preset(const preset& p, bool pooled, std::vector<std::uint16_t> ports,
+task<run_result> run_preset(const preset& p, bool pooled, const echo_server& server,
                             const options& o, progress& bar) {
   run_result out;
   out.name = p.name;
@@ -221,9 +245,13 @@ task<run_result> run_preset(const preset& p, bool pooled, std::vector<std::uint1
   out.detail = describe_preset(p);
   out.concurrency = p.parallel;
   // Fresh connections are limited by the clients running at once, not by the pool size.
-  pool pl(pool_config(pooled, pooled ? p.pool_size : p.parallel * 2));
-  preset_state ps{p, {}};
-  for (int i = 0; i < p.servers; ++i) ps.endpoints.emplace_back("127.0.0.1", ports[static_cast<std::size_t>(i)]);
+  auto owned = std::make_unique<pool>(pool_config(pooled, pooled ? p.pool_size : p.parallel * 2));
+  pool& pl = *owned;
+  preset_state ps{.p = p, .endpoints = {}, .popularity = {}};
+  for (int i = 0; i < p.servers; ++i) {
+    ps.endpoints.emplace_back("127.0.0.1", server.ports()[static_cast<std::size_t>(i)]);
+  }
+  if (p.zipf) ps.zipf();
   run_state st{.p = pl, .proto = protocol::echo, .size = p.bytes, .request = {}, .started = clock::now(), .out = out, .bar = bar};
   st.seconds = std::max(o.min_time, 1e-3);
   st.requests = static_cast<double>(p.servers) * p.clients_per_server * p.messages;
@@ -235,7 +263,20 @@ task<run_result> run_preset(const preset& p, bool pooled, std::vector<std::uint1
   out.seconds = std::chrono::duration<double>(clock::now() - st.started).count();
   bar.end();
   add_stats(out, pl);
+  if (pooled) {
+    for (const auto& [ep, s] : pl.all_stats()) out.idle += s.idle;
+    out.endpoints = pl.endpoints();
+  }
   co_await pl.close_pool();
+  // What the pool held, idle connections and all: the heap given back when it goes, once the
+  // server (a thread of this process) has let go of its side of the closed connections.
+  for (int i = 0; i < 2000 && server.open_now() != 0; ++i) (void)co_await sleep_for(std::chrono::milliseconds(1));
+  const std::size_t held = mallinfo2().uordblks;
+  owned.reset();
+  const std::size_t after = mallinfo2().uordblks;
+  if (pooled && out.idle > 0 && held > after) {
+    out.bytes_per_idle = static_cast<double>(held - after) / static_cast<double>(out.idle);
+  }
   co_return out;
 }
 

@@ -12,6 +12,7 @@
 #include <conpool/task.hpp>
 
 #include "latency.hpp"
+#include "echo_server.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 
@@ -29,6 +30,12 @@ struct run_result {
   int concurrency = 0;
   double seconds = 0;
   std::string first_error;  ///< what the first failed request said
+  /// Pooled presets: connections left idle at the end, over how many endpoints, and the
+  /// pool's heap bytes per idle connection then (slots, slabs, entries, table: what
+  /// destroying the pool gave back), 0 when not measured.
+  std::uint64_t idle = 0;
+  std::uint64_t endpoints = 0;
+  double bytes_per_idle = 0;
   std::vector<sample> samples;
 
   [[nodiscard]] double per_s() const {
@@ -36,8 +43,8 @@ struct run_result {
   }
 };
 
-/// Runs `p` against the echo server's `ports` until `o.min_time` has passed (at least once).
-task<run_result> run_preset(const preset& p, bool pooled, std::vector<std::uint16_t> ports,
+/// Runs `p` against `server` until `o.min_time` has passed (at least once).
+task<run_result> run_preset(const preset& p, bool pooled, const echo_server& server,
                             const options& o, progress& bar);
 
 /// Runs `o.connections` workers against `o.target` for `o.duration` or `o.requests`.
