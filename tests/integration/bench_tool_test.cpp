@@ -70,6 +70,32 @@ TEST_CASE("conpool-bench: two presets, pooled and fresh, with the JSON and HTML 
   CHECK(h.find("href=") == std::string::npos);
 }
 
+TEST_CASE("conpool-bench: many_upstreams, 2,000 endpoints by popularity, the pool's memory") {
+  testing::temp_dir dir;
+  const std::string json = (dir.path / "report.json").string();
+  const bench::program_result r = run_program({tool(), "--preset", "many_upstreams", "--mode",
+                                                 "pooled", "--min-time", "0", "--quiet",
+                                                 "--json", json});
+  INFO(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("many_upstreams") != std::string::npos);
+  CHECK(r.out.find("first error") == std::string::npos);
+  CHECK(r.out.find("B per idle connection") != std::string::npos);
+  const std::string j = slurp(json);
+  // By popularity, most endpoints are used in one round, the least popular not always.
+  const std::size_t at = j.find("\"endpoints\": ");
+  REQUIRE(at != std::string::npos);
+  const long endpoints = std::stol(j.substr(at + 13));
+  CHECK(endpoints > 1000);
+  CHECK(endpoints <= 2000);
+  // 2,000 endpoints x 10 clients x 2 messages, every one checked.
+  CHECK(j.find("\"requests\": 40000,") != std::string::npos);
+  CHECK(j.find("\"errors\": 0,") != std::string::npos);
+  for (const char* key : {"\"idle_connections\"", "\"endpoints\"", "\"pool_bytes_per_idle\""}) {
+    CHECK_MESSAGE(j.find(key) != std::string::npos, key);
+  }
+}
+
 TEST_CASE("conpool-bench: --target tcp:// against a real echo server, pooled and fresh") {
   bench::echo_server server(1);
   const std::string target = "tcp://127.0.0.1:" + std::to_string(server.ports()[0]);
