@@ -82,12 +82,13 @@ struct config {
   /// unacknowledged this long fails the caller's I/O with ETIMEDOUT instead of hanging for the
   /// kernel's ~15 minutes. None = off (as Go and Envoy). 1 ms to INT_MAX ms.
   std::optional<std::chrono::duration<double>> tcp_user_timeout;
-  /// An endpoint's memory on a shard (its slab: slots, stats line, TLS session) is freed once
-  /// it has had no connection, waiter or running `with_connection` there for this long; the
-  /// endpoint leaves the pool's table (`all_stats`, `stats` read zeros) when no shard holds it
-  /// and no endpoint_handle of it is held, its totals kept in `pool::totals`. A forward proxy
-  /// talking to many upstreams then holds memory for the ones it uses. None = kept for the
-  /// pool's life. > 0.
+  /// An endpoint's memory on a shard (its slab: slots, TLS session, last error) is freed once
+  /// it has had no connection, waiter or running `with_connection` there for this long (and
+  /// no open circuit breaker or pending connect backoff step, which go with it); the endpoint
+  /// leaves the pool's table (`all_stats`, `stats` read zeros) when no shard holds it and no
+  /// endpoint_handle of it is held, its totals kept in `pool::totals`, and cached DNS answers
+  /// past their TTL that no connection needs are forgotten. A forward proxy talking to many
+  /// upstreams then holds memory for the ones it uses. None = kept for the pool's life. > 0.
   std::optional<std::chrono::duration<double>> endpoint_idle_timeout{300.0};
   /// Pacing of opens after failures (see connect_backoff_settings); none = every acquire may
   /// try at once. While an endpoint backs off, one open at a time is tried when its step comes;

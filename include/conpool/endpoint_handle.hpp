@@ -12,9 +12,10 @@
 /// While a handle is held its endpoint stays in the pool's table (its stats kept, never
 /// reclaimed by `config::endpoint_idle_timeout`); its slabs on the shards still go when they
 /// are unused, and come back on the next acquire; the last handle dropped lets the endpoint go
-/// (from any thread). A handle may outlive its pool (destroying it after the pool is safe,
-/// while the pool is being destroyed is not; using it then is not); used with another pool it
-/// is refused (std::invalid_argument).
+/// (from any thread). A handle may outlive its pool: destroy it on a shard of the pool, or
+/// once the pool's shards have stopped (not on another thread while the pool is being
+/// destroyed); using it after the pool is gone is an error. Used with another pool it is
+/// refused (std::invalid_argument).
 ///
 /// Example:
 ///   const endpoint_handle redis = p.handle(endpoint{"127.0.0.1", 6379});

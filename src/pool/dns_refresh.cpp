@@ -12,6 +12,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include <string_view>
+#include <unordered_set>
+
 #include "host_name.hpp"
 #include "pool_core.hpp"
 
@@ -69,6 +72,14 @@ bool pool_core::refresh_names() {
     if (names.stale(host)) run_background(refresh(names, host));  // stale() is false from here
   }
   return named;
+}
+
+void pool_core::forget_names() {
+  std::unordered_set<std::string_view> needed;
+  for (auto& [ep, slab] : slabs_) {
+    if (slab->in_use != 0) needed.insert(resolved_name(ep.get()));
+  }
+  names.forget_expired([&needed](const std::string& host) { return needed.contains(host); });
 }
 
 void pool_core::drain_addresses(const std::string& host, const std::vector<socket_address>& gone) {

@@ -31,6 +31,7 @@ class endpoint_table::read_guard {
     if (c == nullptr || &c->group() != &t.group_) {
       counter_ = &t.outside_readers_;
       counter_->fetch_add(1, std::memory_order_seq_cst);  // before the snapshot is loaded
+      std::atomic_thread_fence(std::memory_order_seq_cst);
     }
   }
   ~read_guard() {
@@ -101,13 +102,15 @@ endpoint_entry& endpoint_table::use(const endpoint& ep) {
     found->uses.fetch_add(1, std::memory_order_acq_rel);
     return *found;
   }
-  auto* e = new endpoint_entry(ep, group_.size(), owner_, serials_++);
+  auto made = std::make_unique<endpoint_entry>(ep, group_.size(), owner_, serials_++);
+  endpoint_entry* e = made.get();
   e->uses.store(1, std::memory_order_relaxed);
   e->table.store(this, std::memory_order_relaxed);
-  // In its chain: a node prepended, published with one release store.
+  // In its chain: a node prepended, published with one release store (the table owns it then).
   std::atomic<const node*>& head = a->heads[h & a->mask];
   a->nodes.push_back(node{e, h, head.load(std::memory_order_relaxed)});
   head.store(&a->nodes.back(), std::memory_order_release);
+  (void)made.release();
   listed_.store(++count_, std::memory_order_relaxed);
   if (count_ > a->mask + 1) rebuild((a->mask + 1) * 2);
   reclaim();
@@ -170,7 +173,16 @@ void endpoint_table::remove(endpoint_entry& e) {
   }
 }
 
-void endpoint_table::rebuild(std::size_t size) {
+void endpoint_table::rebuild(std::size_t size) noexcept {
+  // Only a speed-up: without memory for it the table stays as it is, correct, until a later
+  // change tries again.
+  try {
+    rebuild_or_throw(size);
+  } catch (const std::bad_alloc&) {
+  }
+}
+
+void endpoint_table::rebuild_or_throw(std::size_t size) {
   array* old = current_.load(std::memory_order_relaxed);
   auto fresh = std::make_unique<array>(size);
   // Nodes are copied, never relinked: a reader may be walking the old chains.
@@ -192,6 +204,9 @@ void endpoint_table::retire(retired r) {
 
 void endpoint_table::reclaim() {
   if (retired_.empty()) return;
+  // Against read_guard's fence: a reader that counted itself after this load began its walk
+  // after the unlinks, and cannot reach what is freed.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (outside_readers_.load(std::memory_order_seq_cst) != 0) return;  // one may hold any
   const shard_core* c = t_current_core;
   const unsigned self = c != nullptr && &c->group() == &group_ ? c->index() : group_.size();

@@ -169,7 +169,8 @@ class endpoint_table {
   static const endpoint_entry* lookup(const array& a, const endpoint& ep, std::size_t h) noexcept;
   template <class F>
   static void for_each(const array& a, F&& f);
-  void rebuild(std::size_t size);   // under writer_
+  void rebuild(std::size_t size) noexcept;  // under writer_
+  void rebuild_or_throw(std::size_t size);
   void retire(retired r);           // under writer_
   void remove(endpoint_entry& e);   // under writer_
   void reclaim();                   // under writer_

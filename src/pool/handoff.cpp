@@ -79,7 +79,7 @@ void pool_core::sent(slot* s) noexcept {
   endpoint_slab& slab = *s->slab;
   auto* p = new handoff;
   p->kind = handoff_kind::connection;
-  p->entry = &slab.entry;
+  p->carry(slab.entry);
   p->flow = std::move(s->flow);
   p->created_at = s->created_at;
   p->expires_at = s->expires_at;
@@ -193,7 +193,7 @@ void pool_core::on_handoff(handoff* p) noexcept {
 void pool_core::answer_no_idle(endpoint_slab& slab, unsigned to) noexcept {
   auto* p = new handoff;
   p->kind = handoff_kind::no_idle;
-  p->entry = &slab.entry;
+  p->carry(slab.entry);
   shared.post(p, to);
 }
 
@@ -215,7 +215,7 @@ void pool_core::ask(endpoint_slab& slab) noexcept {
     if (read(there.idle) <= read(there.probing)) continue;
     auto* p = new handoff;
     p->kind = handoff_kind::ask_idle;
-    p->entry = &slab.entry;
+    p->carry(slab.entry);
     p->from = index;
     slab.asking = true;
     shared.post(p, j);
@@ -229,7 +229,7 @@ void pool_core::offer_budget(endpoint_slab& slab) noexcept {
   if (others == 0) return;
   auto* p = new handoff;
   p->kind = handoff_kind::budget;
-  p->entry = &slab.entry;
+  p->carry(slab.entry);
   p->from = index;
   shared.post(p, next_of(slab, others));
 }

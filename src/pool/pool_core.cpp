@@ -84,6 +84,10 @@ std::string pool_core::busy(bool count_background) const {
     return std::to_string(background_running_) + " background task(s) (health checks, warming)";
   }
   for (const auto& [ep, slab] : slabs_) {
+    if (slab->pins != 0) {
+      return std::to_string(slab->pins) + " with_connection call(s) on " + ep.get().to_string() +
+             " not finished (made and never awaited, or still running)";
+    }
     std::uint64_t opening = 0;
     std::as_const(*slab).for_each_slot([&opening](const slot& sl) {
       if (sl.state == slot_state::opening && !sl.warming) ++opening;  // a caller's open
@@ -508,7 +512,7 @@ loop_clock::time_point pool_core::reclaim_slabs(loop_clock::time_point now) {
   if (reclaim_after_ == loop_clock::duration::zero() || closed) return next;
   std::vector<endpoint_slab*> due;
   for (auto& [ep, slab] : slabs_) {
-    if (!slab->unused()) {
+    if (!slab->unused(now)) {
       slab->unused_since = {};
       continue;
     }
@@ -521,6 +525,10 @@ loop_clock::time_point pool_core::reclaim_slabs(loop_clock::time_point now) {
   }
   for (endpoint_slab* slab : due) drop_slab(*slab);
   if (shared.table_sweep_due(now)) shared.table.sweep();
+  if (now >= next_names_trim_ && names.cached() != 0) {
+    forget_names();
+    next_names_trim_ = now + reclaim_after_;
+  }
   return next;
 }
 
@@ -786,12 +794,20 @@ void pool_core::tick() noexcept {
   if (idle_left || probes_running_ > 0 || cfg.min_idle_per_endpoint > 0 || named) {
     next = std::min(next, now + sweep_every_);
   }
-  next = std::min(next, reclaim_slabs(now));
-  if (next != loop_clock::time_point::max()) wake_at(next);
+  const auto reclaim = reclaim_slabs(now);
+  if (next != loop_clock::time_point::max()) {
+    wake_at(std::min(next, reclaim));
+  } else if (reclaim != loop_clock::time_point::max()) {
+    wake_at(reclaim, true);
+  }
 }
 
-void pool_core::wake_at(loop_clock::time_point at) noexcept {
+void pool_core::wake_at(loop_clock::time_point at, bool reclaim_only) noexcept {
   if (closed || timer_.removing) return;
+  if (timer_.background && !reclaim_only) {  // now it has a task's work to do too
+    timer_.background = false;
+    shard_->add_background(-1);
+  }
   if (timer_.armed && at >= timer_.due) return;
   const auto since_epoch = std::chrono::duration_cast<std::chrono::nanoseconds>(
       at.time_since_epoch());
@@ -810,6 +826,10 @@ void pool_core::wake_at(loop_clock::time_point at) noexcept {
     io_uring_prep_timeout(sqe, &timer_.at, 0, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(sqe, user_data(&timer_, role_main));
     timer_.armed = true;
+    if (reclaim_only) {
+      timer_.background = true;
+      shard_->add_background(1);
+    }
   }
   ++outstanding_;
   shard_->expect(1);
@@ -830,6 +850,10 @@ void pool_core::on_timer(completion* c, unsigned role, int res, unsigned) noexce
   --core.outstanding_;
   if (role == role_main) {  // not a remove's or an update's own CQE
     core.timer_.armed = false;
+    if (core.timer_.background) {
+      core.timer_.background = false;
+      core.shard_->add_background(-1);
+    }
     if (res == -ETIME && !core.timer_.removing && !core.closed) core.tick();
   }
   if (core.closing_) core.report_if_shut();  // last: once quiet, the part may be freed

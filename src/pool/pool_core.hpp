@@ -290,16 +290,19 @@ class pool_core {
   /// connections here (dns_refresh.cpp). True when some host name has connections here (the
   /// timer comes back for them).
   bool refresh_names();
+  /// Forgets cached answers past their TTL of names no connection here needs (dns_refresh.cpp).
+  void forget_names();
   /// The resolver's news: `host`'s new answer lacks `gone`; their connections are drained.
   void drain_addresses(const std::string& host, const std::vector<socket_address>& gone);
 
   /// Reclamation: a slab unused for endpoint_idle_timeout is freed (its entry's use given
   /// back). `note_unused` after it may have become unused (the timer comes for it).
   void note_unused(endpoint_slab& slab) noexcept {
-    if (reclaim_after_ == loop_clock::duration::zero() || !slab.unused()) return;
+    if (reclaim_after_ == loop_clock::duration::zero()) return;
     const auto now = loop_now();
+    if (!slab.unused(now)) return;
     slab.unused_since = now;
-    wake_at(now + reclaim_after_);
+    wake_at(now + reclaim_after_, true);
   }
   /// A with_connection call holds the slab (see slab_pin) / lets it go.
   static void unpin(endpoint_slab& slab) noexcept {
@@ -412,7 +415,9 @@ class pool_core {
   void peer_spoke(slot* s, std::uint8_t why) noexcept;
   void sweep(loop_clock::time_point now) noexcept;
   // The part's one timer (absolute, CLOCK_MONOTONIC): armed for `at`, or moved earlier.
-  void wake_at(loop_clock::time_point at) noexcept;
+  // `reclaim_only`: nothing but reclamation is due then, and it wakes no task: it does not keep
+  // a loop whose tasks all wait from being reported as deadlocked (shard_core::add_background).
+  void wake_at(loop_clock::time_point at, bool reclaim_only = false) noexcept;
   void stop_timer() noexcept;
   static void on_timer(completion* c, unsigned role, int res, unsigned flags) noexcept;
   void wait_for_kernel() noexcept;
@@ -453,6 +458,7 @@ class pool_core {
   loop_clock::duration check_every_;  // health_check_interval; zero when off
   loop_clock::duration sweep_every_;  // the timer's period while there are idle connections
   loop_clock::duration reclaim_after_;  // endpoint_idle_timeout; zero when off
+  loop_clock::time_point next_names_trim_{};  // reclamation forgets expired names then
   std::uint32_t max_uses_;
   socket_options sockopts_;
   // Keyed by the entry's own copy of the endpoint (the entry outlives its slabs): no copy of
@@ -481,6 +487,7 @@ class pool_core {
     loop_clock::time_point due{};
     bool armed = false;
     bool removing = false;
+    bool background = false;  // armed for reclamation alone
   } timer_;
   std::uint64_t outstanding_ = 0;  // CQEs owed to this part (slots and timer)
   cancel_node background_;         // a root of its own: the part's background fibers, cancelled

@@ -35,9 +35,21 @@ namespace conpool::detail {
 enum class handoff_kind : std::uint8_t { ask_idle, connection, no_idle, budget, close_part };
 
 struct handoff : post_target {
+  handoff() = default;
+  handoff(const handoff&) = delete;
+  handoff& operator=(const handoff&) = delete;
+  /// Its entry's memory is held while it travels (the entry may leave the table meanwhile).
+  ~handoff() {
+    if (entry != nullptr) endpoint_entry::drop_hold(entry);
+  }
+  void carry(endpoint_entry& e) noexcept {
+    e.holds.fetch_add(1, std::memory_order_relaxed);
+    entry = &e;
+  }
+
   handoff_kind kind = handoff_kind::ask_idle;
   pool_shared* pool = nullptr;
-  endpoint_entry* entry = nullptr;  // nullptr for close_part
+  endpoint_entry* entry = nullptr;  // nullptr for close_part; set by carry
   unsigned from = 0;
   unsigned to = 0;
   // A connection's hand-off: the connection.

@@ -310,4 +310,11 @@ task<result<std::vector<socket_address>>> resolver::resolve(std::string host, st
   co_return with_port(w.addresses, port);
 }
 
+void resolver::forget_expired(const std::function<bool(const std::string& host)>& in_use) {
+  const auto now = loop_now();
+  std::erase_if(cache_, [&](const auto& kv) {
+    return now >= kv.second.expires && !flights_.contains(kv.first) && !in_use(kv.first);
+  });
+}
+
 }  // namespace conpool::detail

@@ -53,6 +53,12 @@ class resolver {
   std::function<void(const std::string& host, const std::vector<socket_address>& gone)>
       on_dropped;
 
+  /// Drops the answers past their TTL of hosts `in_use` says no connection here needs any more
+  /// (so that memory follows the names a pool uses; a later acquire looks them up again).
+  void forget_expired(const std::function<bool(const std::string& host)>& in_use);
+  /// Names cached now.
+  [[nodiscard]] std::size_t cached() const noexcept { return cache_.size(); }
+
   /// Lookups handed to the helpers so far (one per flight).
   [[nodiscard]] std::uint64_t lookups() const noexcept { return lookups_; }
 

@@ -151,10 +151,12 @@ class alignas(64) endpoint_slab {
   void remove_waiter(slot_waiter* w) noexcept;
   slot_waiter* pop_waiter() noexcept;
   /// Nothing here needs it: no connection, waiter, pin, hand-off or drain in progress, no
-  /// watcher queued. Unused for endpoint_idle_timeout, it is reclaimed.
-  [[nodiscard]] bool unused() const noexcept {
+  /// watcher queued, no circuit breaker open and no connect backoff step to wait for (that
+  /// state would be lost with it). Unused for endpoint_idle_timeout, it is reclaimed.
+  [[nodiscard]] bool unused(loop_clock::time_point now) const noexcept {
     return in_use == 0 && pins == 0 && waiters_head == nullptr && !asking && draining == 0 &&
-           drained.handles.empty() && !watch_queued && warming == 0;
+           drained.handles.empty() && !watch_queued && warming == 0 &&
+           breaker == breaker_state::closed && (open_failures == 0 || now >= next_open_at);
   }
   [[nodiscard]] bool settled() const noexcept {
     return read(stats.active) == 0 && in_use == read(stats.idle);
