@@ -344,23 +344,28 @@ TEST_CASE("gate: a warmed connection's first lease is counted as created, not re
 
 TEST_CASE(
     "gate: a task waiting for its own lease is reported as a deadlock, not kept waiting by "
-    "the connection's monitor") {
+    "the connection's monitor or a pending reclamation") {
   // The monitor's poll stays in the kernel while the lease is out, but it never wakes a task:
   // it must not keep a loop whose tasks all wait alive.
   rude_server srv;
   const endpoint ep{"127.0.0.1", srv.port()};
-  shard s;
 #if defined(__SANITIZE_ADDRESS__)
   // The deadlocked frames (and the pool in them) are leaked on purpose: see shard_test.
   __lsan::ScopedDisabler leaked_on_purpose;
 #endif
-  CHECK_THROWS_WITH_AS(s.run([](const endpoint& ep) -> task<void> {
-    auto* p = new pool(limit(1));  // in a leaked frame either way; on the heap, plainly
-    result<connection> held = co_await p->acquire(ep);
-    REQUIRE(held);
-    (void)co_await p->acquire(ep);  // waits for `held`, which this task holds
-  }(ep)),
-                       "conpool::shard::run: every task is waiting and nothing in flight can "
-                       "wake one (deadlock); the waiting frames are leaked, not destroyed",
-                       std::logic_error);
+  // Nor does the part's timer when only an unused endpoint's reclamation is due (5 min).
+  for (const bool reclaim_pending : {false, true}) {
+    CAPTURE(reclaim_pending);
+    shard s;
+    CHECK_THROWS_WITH_AS(s.run([](const endpoint& ep, bool reclaim_pending) -> task<void> {
+      auto* p = new pool(limit(1));  // in a leaked frame either way; on the heap, plainly
+      if (reclaim_pending) (void)p->handle(endpoint{"127.0.0.1", 1});  // an unused slab
+      result<connection> held = co_await p->acquire(ep);
+      REQUIRE(held);
+      (void)co_await p->acquire(ep);  // waits for `held`, which this task holds
+    }(ep, reclaim_pending)),
+                         "conpool::shard::run: every task is waiting and nothing in flight can "
+                         "wake one (deadlock); the waiting frames are leaked, not destroyed",
+                         std::logic_error);
+  }
 }

@@ -3,9 +3,6 @@
 // or handle for that long leaves the pool, its totals kept in pool::totals and its memory
 // returned; a held handle keeps it listed; used again, it comes back.
 #include <malloc.h>
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
 
 #include <vector>
 
@@ -174,28 +171,4 @@ TEST_CASE("reclaim: an open circuit breaker keeps its endpoint's slab (it would 
     CHECK(r.error() == errc::circuit_open);  // still open: refused without a connect
     CHECK(p.stats(down).errors == 1);
   });
-}
-
-TEST_CASE("reclaim: a reclamation pending does not hide a deadlock") {
-  // The timer armed for an unused endpoint wakes no task: a loop whose tasks all wait is still
-  // reported at once, not after endpoint_idle_timeout.
-  test_server srv;  // never run: connects complete in its backlog
-  const endpoint ep = srv.where();
-  shard s;
-#if defined(__SANITIZE_ADDRESS__)
-  __lsan::ScopedDisabler leaked_on_purpose;  // the deadlocked frames are leaked (shard_test)
-#endif
-  CHECK_THROWS_WITH_AS(s.run([](const endpoint& ep) -> task<void> {
-    config c;
-    c.max_connections_per_endpoint = 1;
-    c.drain_dropped_addresses = false;
-    auto* p = new pool(c);  // in a leaked frame either way; on the heap, plainly
-    (void)p->handle(endpoint{"127.0.0.1", 1});  // an unused slab: reclamation pending (5 min)
-    result<connection> held = co_await p->acquire(ep);
-    REQUIRE(held);
-    (void)co_await p->acquire(ep);  // waits for `held`, which this task holds
-  }(ep)),
-                       "conpool::shard::run: every task is waiting and nothing in flight can "
-                       "wake one (deadlock); the waiting frames are leaked, not destroyed",
-                       std::logic_error);
 }

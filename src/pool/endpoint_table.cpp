@@ -31,7 +31,6 @@ class endpoint_table::read_guard {
     if (c == nullptr || &c->group() != &t.group_) {
       counter_ = &t.outside_readers_;
       counter_->fetch_add(1, std::memory_order_seq_cst);  // before the snapshot is loaded
-      std::atomic_thread_fence(std::memory_order_seq_cst);
     }
   }
   ~read_guard() {
@@ -204,10 +203,9 @@ void endpoint_table::retire(retired r) {
 
 void endpoint_table::reclaim() {
   if (retired_.empty()) return;
-  // Against read_guard's fence: a reader that counted itself after this load began its walk
-  // after the unlinks, and cannot reach what is freed.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (outside_readers_.load(std::memory_order_seq_cst) != 0) return;  // one may hold any
+  // A read-modify-write, ordered with read_guard's: a reader that counted itself after it began
+  // its walk after the unlinks, and cannot reach what is freed.
+  if (outside_readers_.fetch_add(0, std::memory_order_seq_cst) != 0) return;  // one may hold any
   const shard_core* c = t_current_core;
   const unsigned self = c != nullptr && &c->group() == &group_ ? c->index() : group_.size();
   std::erase_if(retired_, [&](const retired& r) {

@@ -298,7 +298,10 @@ class pool_core {
   /// Reclamation: a slab unused for endpoint_idle_timeout is freed (its entry's use given
   /// back). `note_unused` after it may have become unused (the timer comes for it).
   void note_unused(endpoint_slab& slab) noexcept {
-    if (reclaim_after_ == loop_clock::duration::zero()) return;
+    // The common answer first, without reading the clock: it has connections.
+    if (reclaim_after_ == loop_clock::duration::zero() || slab.in_use != 0 || slab.pins != 0) {
+      return;
+    }
     const auto now = loop_now();
     if (!slab.unused(now)) return;
     slab.unused_since = now;

@@ -80,7 +80,13 @@ TEST_CASE("conpool-bench: many_upstreams, 2,000 endpoints by popularity, the poo
   REQUIRE(r.status == 0);
   CHECK(r.out.find("many_upstreams") != std::string::npos);
   CHECK(r.out.find("first error") == std::string::npos);
-  CHECK(r.out.find("B per idle connection") != std::string::npos);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr bool heap_measured = false;  // mallinfo2 knows nothing of a sanitizer's allocator
+#else
+  constexpr bool heap_measured = true;
+#endif
+  CHECK(r.out.find("idle connections over") != std::string::npos);
+  if (heap_measured) CHECK(r.out.find("B per idle connection") != std::string::npos);
   const std::string j = slurp(json);
   // By popularity, most endpoints are used in one round, the least popular not always.
   const std::size_t at = j.find("\"endpoints\": ");
@@ -91,9 +97,8 @@ TEST_CASE("conpool-bench: many_upstreams, 2,000 endpoints by popularity, the poo
   // 2,000 endpoints x 10 clients x 2 messages, every one checked.
   CHECK(j.find("\"requests\": 40000,") != std::string::npos);
   CHECK(j.find("\"errors\": 0,") != std::string::npos);
-  for (const char* key : {"\"idle_connections\"", "\"endpoints\"", "\"pool_bytes_per_idle\""}) {
-    CHECK_MESSAGE(j.find(key) != std::string::npos, key);
-  }
+  CHECK(j.find("\"idle_connections\"") != std::string::npos);
+  if (heap_measured) CHECK(j.find("\"pool_bytes_per_idle\"") != std::string::npos);
 }
 
 TEST_CASE("conpool-bench: --target tcp:// against a real echo server, pooled and fresh") {

@@ -77,9 +77,12 @@ void print_table(std::ostream& os, const report& r) {
        << pad(std::to_string(run.created), 9) << pad(std::to_string(run.reused), 9)
        << pad(std::to_string(run.errors), 8) << pad(up ? fixed(*up, 2) + "x" : "", 14) << "\n";
     if (!run.first_error.empty()) os << "  first error: " << run.first_error << "\n";
-    if (run.bytes_per_idle > 0) {
+    if (run.idle > 0) {
       os << "  pool memory: " << run.idle << " idle connections over " << run.endpoints
-         << " endpoints, " << fixed(run.bytes_per_idle, 0) << " B per idle connection\n";
+         << " endpoints, "
+         << (run.bytes_per_idle > 0 ? fixed(run.bytes_per_idle, 0) + " B per idle connection"
+                                    : std::string("heap not measured (a sanitizer's allocator)"))
+         << "\n";
     }
   }
   for (const comparison& c : r.comparisons) {
@@ -121,10 +124,10 @@ void write_json(const std::string& path, const report& r) {
         << ", \"requests_per_s\": " << num(run.per_s())
         << ", \"connections_created\": " << run.created
         << ", \"connections_reused\": " << run.reused;
-    if (run.bytes_per_idle > 0) {
-      out << ", \"idle_connections\": " << run.idle << ", \"endpoints\": " << run.endpoints
-          << ", \"pool_bytes_per_idle\": " << num(run.bytes_per_idle);
+    if (run.idle > 0) {
+      out << ", \"idle_connections\": " << run.idle << ", \"endpoints\": " << run.endpoints;
     }
+    if (run.bytes_per_idle > 0) out << ", \"pool_bytes_per_idle\": " << num(run.bytes_per_idle);
     if (const auto up = run.mode == "pooled" ? r.speedup(run.name) : std::nullopt) {
       out << ", \"pooled_over_fresh\": " << num(*up);
     }

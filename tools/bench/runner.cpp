@@ -263,7 +263,7 @@ task<run_result> run_preset(const preset& p, bool pooled, const echo_server& ser
   out.seconds = std::chrono::duration<double>(clock::now() - st.started).count();
   bar.end();
   add_stats(out, pl);
-  if (pooled) {
+  if (pooled && p.zipf) {  // the forward proxy's preset: what its memory comes to
     for (const auto& [ep, s] : pl.all_stats()) out.idle += s.idle;
     out.endpoints = pl.endpoints();
   }
@@ -274,7 +274,7 @@ task<run_result> run_preset(const preset& p, bool pooled, const echo_server& ser
   const std::size_t held = mallinfo2().uordblks;
   owned.reset();
   const std::size_t after = mallinfo2().uordblks;
-  if (pooled && out.idle > 0 && held > after) {
+  if (out.idle > 0 && held > after) {  // (a sanitizer's allocator tells mallinfo2 nothing)
     out.bytes_per_idle = static_cast<double>(held - after) / static_cast<double>(out.idle);
   }
   co_return out;
