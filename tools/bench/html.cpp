@@ -160,11 +160,11 @@ std::string histogram_chart(const std::vector<const run_result*>& runs) {
   double lo = 1e18, hi = 0, top = 0;
   std::vector<std::vector<bucket>> hs;
   for (const run_result* r : runs) {
-    hs.push_back(histogram(r->samples));
+    hs.push_back(histogram(r->latency));
     for (const bucket& b : hs.back()) {
       lo = std::min(lo, b.low_us);
       hi = std::max(hi, b.high_us);
-      top = std::max(top, static_cast<double>(b.count) / static_cast<double>(r->samples.size()));
+      top = std::max(top, static_cast<double>(b.count) / static_cast<double>(r->latency.count()));
     }
   }
   if (hi <= 0) return "<p>no samples</p>";
@@ -180,7 +180,7 @@ std::string histogram_chart(const std::vector<const run_result*>& runs) {
   }
   std::vector<std::pair<std::string, std::string>> keys;
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    const double n = static_cast<double>(runs[i]->samples.size());
+    const double n = static_cast<double>(runs[i]->latency.count());
     std::ostringstream pts;
     pts << f.px(hs[i].front().low_us) << "," << f.py(0);
     for (const bucket& b : hs[i]) {
@@ -201,7 +201,7 @@ std::string timeline_chart(const std::vector<const run_result*>& runs) {
   double lo = 1e18, hi = 0, end = 0;
   std::vector<std::vector<slice>> ts;
   for (const run_result* r : runs) {
-    ts.push_back(timeline(r->samples, r->seconds));
+    ts.push_back(timeline(r->latency, r->seconds));
     end = std::max(end, r->seconds);
     for (const slice& sl : ts.back()) {
       if (sl.per_s <= 0) continue;
@@ -286,7 +286,7 @@ void write_html(const std::string& path, const report& r) {
   out << "<h2>Summary</h2><table><tr><th>run</th><th>mode</th><th>req/s</th><th>p50</th>"
          "<th>p99</th><th>p99.9</th><th>created</th><th>reused</th><th>errors</th></tr>";
   for (const run_result& run : r.runs) {
-    const percentiles p = summarize(run.samples);
+    const percentiles p = summarize(run.latency);
     out << "<tr><td title='" << esc(run.detail) << "'>" << esc(run.name) << "</td><td>"
         << esc(run.mode) << "</td><td>" << human(run.per_s()) << "</td><td>" << us(p.p50_us)
         << "</td><td>" << us(p.p99_us) << "</td><td>" << us(p.p999_us) << "</td><td>"

@@ -70,7 +70,7 @@ void print_table(std::ostream& os, const report& r) {
      << pad("p99 us", 10) << pad("p99.9 us", 10) << pad("created", 9) << pad("reused", 9)
      << pad("errors", 8) << pad("pooled/fresh", 14) << "\n";
   for (const run_result& run : r.runs) {
-    const percentiles p = summarize(run.samples);
+    const percentiles p = summarize(run.latency);
     const std::optional<double> up = run.mode == "pooled" ? r.speedup(run.name) : std::nullopt;
     os << pad(run.name, name_width, false) << pad(run.mode, 8, false) << pad(fixed(run.per_s(), 0), 11)
        << pad(fixed(p.p50_us), 10) << pad(fixed(p.p99_us), 10) << pad(fixed(p.p999_us), 10)
@@ -87,7 +87,7 @@ void print_table(std::ostream& os, const report& r) {
   }
   for (const comparison& c : r.comparisons) {
     const run_result& ours = r.runs[c.ours];
-    const percentiles p = summarize(ours.samples);
+    const percentiles p = summarize(ours.latency);
     os << "\n" << ours.name << ", " << ours.concurrency << " connections:\n";
     os << "  " << pad("conpool", 16, false) << pad(fixed(ours.per_s(), 0), 11) << " req/s  p50 "
        << pad(fixed(p.p50_us), 8) << " us  p99 " << pad(fixed(p.p99_us), 8) << " us  errors "
@@ -115,7 +115,7 @@ void write_json(const std::string& path, const report& r) {
       << "  \"runs\": [";
   for (std::size_t i = 0; i < r.runs.size(); ++i) {
     const run_result& run = r.runs[i];
-    const percentiles p = summarize(run.samples);
+    const percentiles p = summarize(run.latency);
     out << (i ? "," : "") << "\n    {\"name\": " << quoted(run.name)
         << ", \"mode\": " << quoted(run.mode) << ", \"workload\": " << quoted(run.detail)
         << ", \"concurrency\": " << run.concurrency << ", \"rounds\": " << run.rounds
@@ -135,13 +135,13 @@ void write_json(const std::string& path, const report& r) {
         << ", \"p90\": " << num(p.p90_us) << ", \"p99\": " << num(p.p99_us)
         << ", \"p99_9\": " << num(p.p999_us) << ", \"max\": " << num(p.max_us) << "},\n"
         << "     \"histogram\": [";
-    const std::vector<bucket> h = histogram(run.samples);
+    const std::vector<bucket> h = histogram(run.latency);
     for (std::size_t k = 0; k < h.size(); ++k) {
       out << (k ? ", " : "") << "[" << num(h[k].low_us) << ", " << num(h[k].high_us) << ", "
           << h[k].count << "]";
     }
     out << "],\n     \"timeline\": [";
-    const std::vector<slice> t = timeline(run.samples, run.seconds);
+    const std::vector<slice> t = timeline(run.latency, run.seconds);
     for (std::size_t k = 0; k < t.size(); ++k) {
       out << (k ? ", " : "") << "[" << num(t[k].at_s) << ", " << num(t[k].per_s) << ", "
           << num(t[k].p50_us) << ", " << num(t[k].p99_us) << "]";

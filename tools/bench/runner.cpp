@@ -37,10 +37,9 @@ struct run_state {
   bool by_time = true;
 
   void record(clock::time_point t0, clock::time_point t1) {
-    const auto start_us = std::chrono::duration_cast<std::chrono::microseconds>(t0 - started);
     const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0);
-    out.samples.push_back({static_cast<std::uint32_t>(start_us.count()),
-                           static_cast<std::uint32_t>(std::min<std::int64_t>(took.count(), UINT32_MAX))});
+    out.latency.add(std::chrono::duration<double>(t0 - started).count(),
+                    static_cast<std::uint64_t>(std::max<std::int64_t>(took.count(), 0)));
     ++out.requests;
     if ((out.requests & 63) == 0) {
       const double elapsed = std::chrono::duration<double>(t1 - started).count();
@@ -410,10 +409,8 @@ run_result run_sharded(const options& o, unsigned shards, bool pooled, progress&
     out.requests += part.requests;
     out.errors += part.errors;
     if (out.first_error.empty()) out.first_error = part.first_error;
-    out.samples.insert(out.samples.end(), part.samples.begin(), part.samples.end());
+    out.latency.merge(part.latency);
   }
-  std::sort(out.samples.begin(), out.samples.end(),
-            [](const sample& a, const sample& b) { return a.start_us < b.start_us; });
   add_stats(out, pl);
   return out;
 }

@@ -11,8 +11,8 @@
 
 #include <conpool/task.hpp>
 
-#include "latency.hpp"
 #include "echo_server.hpp"
+#include "latency.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 
@@ -36,7 +36,7 @@ struct run_result {
   std::uint64_t idle = 0;
   std::uint64_t endpoints = 0;
   double bytes_per_idle = 0;
-  std::vector<sample> samples;
+  latency_record latency;  ///< every completed request's latency (fixed memory)
 
   [[nodiscard]] double per_s() const {
     return seconds > 0 ? static_cast<double>(requests) / seconds : 0;
