@@ -353,17 +353,21 @@ TEST_CASE(
   // The deadlocked frames (and the pool in them) are leaked on purpose: see shard_test.
   __lsan::ScopedDisabler leaked_on_purpose;
 #endif
-  // Nor does the part's timer when only an unused endpoint's reclamation is due (5 min).
-  for (const bool reclaim_pending : {false, true}) {
-    CAPTURE(reclaim_pending);
+  // Nor does the part's timer when only an unused endpoint's reclamation (5 min) or a look for
+  // leaked leases is due.
+  enum class also { nothing, reclaim_pending, leak_checks };
+  for (const also what : {also::nothing, also::reclaim_pending, also::leak_checks}) {
+    CAPTURE(static_cast<int>(what));
     shard s;
-    CHECK_THROWS_WITH_AS(s.run([](const endpoint& ep, bool reclaim_pending) -> task<void> {
-      auto* p = new pool(limit(1));  // in a leaked frame either way; on the heap, plainly
-      if (reclaim_pending) (void)p->handle(endpoint{"127.0.0.1", 1});  // an unused slab
+    CHECK_THROWS_WITH_AS(s.run([](const endpoint& ep, also what) -> task<void> {
+      config c = limit(1);
+      if (what == also::leak_checks) c.leak_threshold = std::chrono::seconds(60);
+      auto* p = new pool(c);  // in a leaked frame either way; on the heap, plainly
+      if (what == also::reclaim_pending) (void)p->handle(endpoint{"127.0.0.1", 1});  // unused
       result<connection> held = co_await p->acquire(ep);
       REQUIRE(held);
       (void)co_await p->acquire(ep);  // waits for `held`, which this task holds
-    }(ep, reclaim_pending)),
+    }(ep, what)),
                          "conpool::shard::run: every task is waiting and nothing in flight can "
                          "wake one (deadlock); the waiting frames are leaked, not destroyed",
                          std::logic_error);

@@ -112,6 +112,16 @@ struct config {
   /// once, leased ones when they come back: `close_reason::address_dropped`). Off: connections
   /// stay until they die or expire, as in Envoy and Go's Transport.
   bool drain_dropped_addresses = true;
+  /// Leak detection (HikariCP's leakDetectionThreshold): a lease held longer than this is
+  /// reported once, to `on_lease_leak` when set, and counted (`endpoint_stats::leaks`). The
+  /// part's one timer finds it (no timer per lease): within a tenth of the threshold (at least
+  /// 1 ms, at most 1 s) after it passed. None = off. > 0.
+  std::optional<std::chrono::duration<double>> leak_threshold;
+  /// Called on the shard's thread for a lease held past leak_threshold: its endpoint, how long
+  /// it has been held, and when it was handed out. Needs leak_threshold.
+  std::function<void(const endpoint&, std::chrono::steady_clock::duration held_for,
+                     std::chrono::steady_clock::time_point acquired_at)>
+      on_lease_leak;
   /// Called on the shard's thread when a connection is opened, closed (with why), or handed
   /// out again.
   std::function<void(const endpoint&)> on_connection_created;

@@ -24,6 +24,7 @@ struct endpoint_stats {
   std::uint64_t total_closed = 0;   ///< connections closed (for any reason)
   std::uint64_t errors = 0;         ///< failed opens, and connections closed after an error
   std::uint64_t retries = 0;        ///< callbacks run again after a stale reused connection
+  std::uint64_t leaks = 0;          ///< leases held past config::leak_threshold (each once)
   /// Closes per reason, indexed by `close_reason` (they add up to `total_closed`):
   /// `s.closed_by[std::size_t(close_reason::keepalive_timeout)]`.
   std::array<std::uint64_t, close_reason_count> closed_by{};
@@ -42,6 +43,7 @@ struct endpoint_stats {
     total_closed += o.total_closed;
     errors += o.errors;
     retries += o.retries;
+    leaks += o.leaks;
     for (std::size_t r = 0; r < close_reason_count; ++r) closed_by[r] += o.closed_by[r];
     return *this;
   }
@@ -50,7 +52,8 @@ struct endpoint_stats {
 };
 
 /// "active=1 idle=2 created=3 reused=40 closed=0 errors=0" (the seed's pp_stats), then
-/// " retries=N" and each reason with closes ("... closed=2 errors=0 peer_closed=2") when not 0.
+/// " retries=N", " leaks=N" and each reason with closes ("... closed=2 errors=0 peer_closed=2")
+/// when not 0.
 std::ostream& operator<<(std::ostream& os, const endpoint_stats& s);
 
 }  // namespace conpool

@@ -37,6 +37,15 @@ void config::validate() const {
   if (acquire_timeout) within_reach("acquire_timeout", *acquire_timeout);
   within_reach("dns_ttl", dns_ttl);
   if (endpoint_idle_timeout) within_reach("endpoint_idle_timeout", *endpoint_idle_timeout);
+  if (leak_threshold) within_reach("leak_threshold", *leak_threshold);
+  if (leak_threshold && !(leak_threshold->count() > 0)) {
+    out_of_range("leak_threshold", leak_threshold->count(), "seconds must be more than 0");
+  }
+  if (on_lease_leak && !leak_threshold) {
+    throw std::invalid_argument(
+        "conpool::config::on_lease_leak: set, but there is no leak_threshold to report leases "
+        "held past");
+  }
   if (max_connections_per_endpoint < 1) {
     out_of_range("max_connections_per_endpoint", max_connections_per_endpoint,
                  "must be at least 1");
@@ -131,6 +140,7 @@ std::ostream& operator<<(std::ostream& os, const endpoint_stats& s) {
             << " reused=" << s.total_reused << " closed=" << s.total_closed
             << " errors=" << s.errors;
   if (s.retries != 0) os << " retries=" << s.retries;
+  if (s.leaks != 0) os << " leaks=" << s.leaks;
   for (std::size_t i = 0; i < close_reason_count; ++i) {
     if (s.closed_by[i] != 0) {
       os << ' ' << to_string(static_cast<close_reason>(i)) << '=' << s.closed_by[i];

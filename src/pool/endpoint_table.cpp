@@ -19,6 +19,7 @@ endpoint_stats endpoint_entry::sum() const noexcept {
     s.total_closed += read(side.total_closed);
     s.errors += read(side.errors);
     s.retries += read(side.retries);
+    s.leaks += read(side.leaks);
     for (std::size_t r = 0; r < close_reason_count; ++r) s.closed_by[r] += read(side.closed_by[r]);
   }
   return s;

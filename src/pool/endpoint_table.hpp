@@ -57,6 +57,7 @@ struct alignas(64) shard_stats {
   endpoint_slab* slab = nullptr;
   // Cold: written on a probe or a close, after the hot line.
   std::atomic<std::uint64_t> probing{0};  // of `idle`: in a background health check
+  std::atomic<std::uint64_t> leaks{0};
   std::atomic<std::uint64_t> closed_by[close_reason_count]{};
 };
 

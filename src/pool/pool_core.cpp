@@ -38,6 +38,9 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
                                              : loop_clock::duration::zero()),
       reclaim_after_(cfg.endpoint_idle_timeout ? to_loop(*cfg.endpoint_idle_timeout)
                                                : loop_clock::duration::zero()),
+      leak_after_(cfg.leak_threshold ? to_loop(*cfg.leak_threshold) : loop_clock::duration::zero()),
+      leak_every_(std::clamp<loop_clock::duration>(leak_after_ / 10, std::chrono::milliseconds(1),
+                                                   std::chrono::seconds(1))),
       max_uses_(cfg.max_connection_uses ? static_cast<std::uint32_t>(*cfg.max_connection_uses)
                                         : UINT32_MAX),
       background_(nullptr),
@@ -283,6 +286,8 @@ void pool_core::opened(slot* s, conpool::flow f) noexcept {
   backoff_reset(slab);
   // A host name's answer is refreshed on the timer while it has connections, leased or not.
   if (cfg.drain_dropped_addresses && !slab.ep.is_unix()) wake_at(now + sweep_every_);
+  // Its leases are looked at for leaks on the timer too.
+  if (leak_after_ != loop_clock::duration::zero()) wake_at(now + leak_every_, true);
 }
 
 void pool_core::open_failed(slot* s, std::error_code error) noexcept {
@@ -530,6 +535,24 @@ loop_clock::time_point pool_core::reclaim_slabs(loop_clock::time_point now) {
     next_names_trim_ = now + reclaim_after_;
   }
   return next;
+}
+
+loop_clock::time_point pool_core::find_leaks(loop_clock::time_point now) {
+  if (leak_after_ == loop_clock::duration::zero() || closed) return loop_clock::time_point::max();
+  bool out = false;
+  for (auto& [ep, slab] : slabs_) {
+    if (read(slab->stats.active) == 0) continue;
+    out = true;
+    slab->for_each_slot([&](slot& s) {
+      if (s.state != slot_state::active || s.leak_seen == s.lent_at) return;
+      const auto held = now - s.lent_at;
+      if (held < leak_after_) return;
+      s.leak_seen = s.lent_at;  // once a lease
+      bump(slab->stats.leaks);
+      if (cfg.on_lease_leak) cfg.on_lease_leak(ep.get(), held, s.lent_at);
+    });
+  }
+  return out ? now + leak_every_ : loop_clock::time_point::max();
 }
 
 void pool_core::drop_slab(endpoint_slab& slab) noexcept {
@@ -794,11 +817,12 @@ void pool_core::tick() noexcept {
   if (idle_left || probes_running_ > 0 || cfg.min_idle_per_endpoint > 0 || named) {
     next = std::min(next, now + sweep_every_);
   }
-  const auto reclaim = reclaim_slabs(now);
+  // Reclamation and leak checks wake no task: alone, they arm the timer as background.
+  const auto quiet = std::min(reclaim_slabs(now), find_leaks(now));
   if (next != loop_clock::time_point::max()) {
-    wake_at(std::min(next, reclaim));
-  } else if (reclaim != loop_clock::time_point::max()) {
-    wake_at(reclaim, true);
+    wake_at(std::min(next, quiet));
+  } else if (quiet != loop_clock::time_point::max()) {
+    wake_at(quiet, true);
   }
 }
 

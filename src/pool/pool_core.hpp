@@ -397,6 +397,8 @@ class pool_core {
   endpoint_slab& slab_lookup(const endpoint& ep);
   // Frees the slabs unused for reclaim_after_; the soonest one still due otherwise.
   loop_clock::time_point reclaim_slabs(loop_clock::time_point now);
+  // Reports the leases held past leak_after_ (once each); when to look again (max: none out).
+  loop_clock::time_point find_leaks(loop_clock::time_point now);
   void drop_slab(endpoint_slab& slab) noexcept;
   // One SQE for one of `s`'s operations (its completion `c`, in `role`): the slot, the part
   // and the shard each count one more CQE owed. `reserve`: SQEs kept free for a linked one.
@@ -418,8 +420,9 @@ class pool_core {
   void peer_spoke(slot* s, std::uint8_t why) noexcept;
   void sweep(loop_clock::time_point now) noexcept;
   // The part's one timer (absolute, CLOCK_MONOTONIC): armed for `at`, or moved earlier.
-  // `reclaim_only`: nothing but reclamation is due then, and it wakes no task: it does not keep
-  // a loop whose tasks all wait from being reported as deadlocked (shard_core::add_background).
+  // `reclaim_only`: nothing but reclamation or a leak check is due then, which wakes no task:
+  // it does not keep a loop whose tasks all wait from being reported as deadlocked
+  // (shard_core::add_background).
   void wake_at(loop_clock::time_point at, bool reclaim_only = false) noexcept;
   void stop_timer() noexcept;
   static void on_timer(completion* c, unsigned role, int res, unsigned flags) noexcept;
@@ -462,6 +465,8 @@ class pool_core {
   loop_clock::duration sweep_every_;  // the timer's period while there are idle connections
   loop_clock::duration reclaim_after_;  // endpoint_idle_timeout; zero when off
   loop_clock::time_point next_names_trim_{};  // reclamation forgets expired names then
+  loop_clock::duration leak_after_;  // leak_threshold; zero when off
+  loop_clock::duration leak_every_;  // how often leases are looked at for it
   std::uint32_t max_uses_;
   socket_options sockopts_;
   // Keyed by the entry's own copy of the endpoint (the entry outlives its slabs): no copy of

@@ -77,6 +77,7 @@ struct alignas(64) slot : completion {
   conpool::flow flow;
   loop_clock::time_point created_at{};
   loop_clock::time_point checked_at{};  // its last background health check
+  loop_clock::time_point leak_seen{};   // lent_at of its lease last reported as a leak
   std::uint8_t owed = 0;                // CQEs the kernel owes this slot (monitor's included)
   std::uint8_t gone_why = 0;  // why it must not be lent (a close_reason, or error_pending)
   std::uint8_t bound_for = 0;  // leaving: the shard it goes to
