@@ -163,7 +163,12 @@ TEST_CASE("conpool-bench: its memory stays flat however long it runs") {
                  << requests * 3 / 5 * 8 / 1024 << " kB)");
   REQUIRE(early > 0);
   REQUIRE(late > 0);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in quarantine (up to 256 MB): RSS grows by design there.
+  MESSAGE("under ASan RSS is not a measure of what the program keeps");
+#else
   CHECK(late - early < 512);
+#endif
 }
 
 TEST_CASE("conpool-bench: --shards runs 1 to N shards sharing one pool, within its limit") {
