@@ -114,11 +114,12 @@ struct config {
   bool drain_dropped_addresses = true;
   /// Leak detection (HikariCP's leakDetectionThreshold): a lease held longer than this is
   /// reported once, to `on_lease_leak` when set, and counted (`endpoint_stats::leaks`). The
-  /// part's one timer finds it (no timer per lease): within a tenth of the threshold (at least
-  /// 1 ms, at most 1 s) after it passed. None = off. > 0.
+  /// part's one timer finds it (no timer per lease): at its deadline once the timer has seen
+  /// the lease, which is within the part's sweep period (at most 1 s) of its start. None =
+  /// off. > 0.
   std::optional<std::chrono::duration<double>> leak_threshold;
   /// Called on the shard's thread for a lease held past leak_threshold: its endpoint, how long
-  /// it has been held, and when it was handed out. Needs leak_threshold.
+  /// it has been held, and when it was handed out. Needs leak_threshold. Must not throw.
   std::function<void(const endpoint&, std::chrono::steady_clock::duration held_for,
                      std::chrono::steady_clock::time_point acquired_at)>
       on_lease_leak;

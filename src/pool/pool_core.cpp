@@ -39,8 +39,6 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
       reclaim_after_(cfg.endpoint_idle_timeout ? to_loop(*cfg.endpoint_idle_timeout)
                                                : loop_clock::duration::zero()),
       leak_after_(cfg.leak_threshold ? to_loop(*cfg.leak_threshold) : loop_clock::duration::zero()),
-      leak_every_(std::clamp<loop_clock::duration>(leak_after_ / 10, std::chrono::milliseconds(1),
-                                                   std::chrono::seconds(1))),
       max_uses_(cfg.max_connection_uses ? static_cast<std::uint32_t>(*cfg.max_connection_uses)
                                         : UINT32_MAX),
       background_(nullptr),
@@ -286,8 +284,8 @@ void pool_core::opened(slot* s, conpool::flow f) noexcept {
   backoff_reset(slab);
   // A host name's answer is refreshed on the timer while it has connections, leased or not.
   if (cfg.drain_dropped_addresses && !slab.ep.is_unix()) wake_at(now + sweep_every_);
-  // Its leases are looked at for leaks on the timer too.
-  if (leak_after_ != loop_clock::duration::zero()) wake_at(now + leak_every_, true);
+  // Its leases are looked at for leaks on the timer too (a fresh lease's deadline).
+  if (leak_after_ != loop_clock::duration::zero()) wake_at(now + leak_after_, true);
 }
 
 void pool_core::open_failed(slot* s, std::error_code error) noexcept {
@@ -407,6 +405,9 @@ void pool_core::relend(endpoint_slab& slab, slot* s) noexcept {
 }
 
 void pool_core::grant(endpoint_slab& slab, slot* s) noexcept {
+  // Active, but its lease begins when the waiter resumes: until then `lent_at` is the last
+  // lease's, which the leak check must not take for this one.
+  s->leak_seen = s->lent_at;
   slot_waiter* w = slab.pop_waiter();
   w->granted = s;
   if (w->node != nullptr) w->node->unpark(w);
@@ -539,20 +540,33 @@ loop_clock::time_point pool_core::reclaim_slabs(loop_clock::time_point now) {
 
 loop_clock::time_point pool_core::find_leaks(loop_clock::time_point now) {
   if (leak_after_ == loop_clock::duration::zero() || closed) return loop_clock::time_point::max();
-  bool out = false;
+  auto next = loop_clock::time_point::max();
+  struct leak {
+    const endpoint* ep;
+    loop_clock::duration held;
+    loop_clock::time_point lent_at;
+  };
+  std::vector<leak> found;  // told after the walk: a hook may add endpoints (slabs_)
   for (auto& [ep, slab] : slabs_) {
     if (read(slab->stats.active) == 0) continue;
-    out = true;
+    // Leases begun on the hit path since this look are seen at the next sweep period.
+    next = std::min(next, now + sweep_every_);
     slab->for_each_slot([&](slot& s) {
       if (s.state != slot_state::active || s.leak_seen == s.lent_at) return;
-      const auto held = now - s.lent_at;
-      if (held < leak_after_) return;
+      const auto due = s.lent_at + leak_after_;
+      if (now < due) {
+        next = std::min(next, due);
+        return;
+      }
       s.leak_seen = s.lent_at;  // once a lease
       bump(slab->stats.leaks);
-      if (cfg.on_lease_leak) cfg.on_lease_leak(ep.get(), held, s.lent_at);
+      found.push_back({&ep.get(), now - s.lent_at, s.lent_at});
     });
   }
-  return out ? now + leak_every_ : loop_clock::time_point::max();
+  if (cfg.on_lease_leak) {
+    for (const leak& l : found) cfg.on_lease_leak(*l.ep, l.held, l.lent_at);
+  }
+  return next;
 }
 
 void pool_core::drop_slab(endpoint_slab& slab) noexcept {
@@ -818,7 +832,8 @@ void pool_core::tick() noexcept {
     next = std::min(next, now + sweep_every_);
   }
   // Reclamation and leak checks wake no task: alone, they arm the timer as background.
-  const auto quiet = std::min(reclaim_slabs(now), find_leaks(now));
+  const auto reclaim = reclaim_slabs(now);
+  const auto quiet = std::min(reclaim, find_leaks(now));
   if (next != loop_clock::time_point::max()) {
     wake_at(std::min(next, quiet));
   } else if (quiet != loop_clock::time_point::max()) {

@@ -466,7 +466,6 @@ class pool_core {
   loop_clock::duration reclaim_after_;  // endpoint_idle_timeout; zero when off
   loop_clock::time_point next_names_trim_{};  // reclamation forgets expired names then
   loop_clock::duration leak_after_;  // leak_threshold; zero when off
-  loop_clock::duration leak_every_;  // how often leases are looked at for it
   std::uint32_t max_uses_;
   socket_options sockopts_;
   // Keyed by the entry's own copy of the endpoint (the entry outlives its slabs): no copy of

@@ -180,6 +180,7 @@ std::string histogram_chart(const std::vector<const run_result*>& runs) {
   }
   std::vector<std::pair<std::string, std::string>> keys;
   for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (hs[i].empty()) continue;  // a run that completed nothing
     const double n = static_cast<double>(runs[i]->latency.count());
     std::ostringstream pts;
     pts << f.px(hs[i].front().low_us) << "," << f.py(0);

@@ -62,7 +62,8 @@ double log_histogram::quantile(double q) const noexcept {
   for (std::size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];
     if (seen >= rank) {
-      const double mid = (low(i) + low(i + 1) - (i < (std::size_t{1} << bits_) ? 1 : 0)) / 2;
+      // Buckets of width 1 (below 2^(bits + 1)) hold one value each: that value.
+      const double mid = (low(i) + low(i + 1) - (i < (std::size_t{2} << bits_) ? 1 : 0)) / 2;
       return std::clamp(mid, static_cast<double>(min()), static_cast<double>(max_));
     }
   }
@@ -150,12 +151,14 @@ std::vector<bucket> histogram(const latency_record& r) {
 std::vector<slice> timeline(const latency_record& r, double seconds) {
   std::vector<slice> out;
   const double w = r.width_s();
-  for (std::size_t k = 0; k < r.slices().size(); ++k) {
+  const log_histogram none(slice_bits);
+  // The whole run, slices without requests included (a stall shows as none); a last slice cut
+  // to under a quarter of the width by the run's end is left out (its rate would be noise).
+  for (std::size_t k = 0; static_cast<double>(k) * w < seconds; ++k) {
     const double at = static_cast<double>(k) * w;
-    if (at >= seconds) break;
-    const log_histogram& h = r.slices()[k];
-    // The last slice may be cut short by the run's end.
     const double span = std::min(w, seconds - at);
+    if (span < w / 4 && k > 0) break;
+    const log_histogram& h = k < r.slices().size() ? r.slices()[k] : none;
     out.push_back({at, static_cast<double>(h.count()) / span, h.quantile(0.5) / 1000.0,
                    h.quantile(0.99) / 1000.0});
   }
