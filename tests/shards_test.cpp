@@ -60,6 +60,22 @@ TEST_CASE("10,000 acquisitions over 2 to 4 shards never exceed a limit of 4") {
         constexpr int tasks_per_shard = 8;  // more waiters than connections on every shard
         std::atomic<int> done{0};
         std::atomic<int> failed{0};
+        // A thread that is no shard reads the metrics all along (a Prometheus scrape):
+        // counts never go back, and the exposition is whole every time.
+        std::atomic<bool> stop{false};
+        std::atomic<long> scrapes{0};
+        std::thread scraper([&] {
+          std::uint64_t last_leases = 0;
+          while (!stop.load()) {
+            const pool_histograms h = p.histograms();
+            CHECK(h.lease_hold.count() >= last_leases);
+            CHECK(h.lease_hold.count() <= static_cast<std::uint64_t>(total));
+            last_leases = h.lease_hold.count();
+            const std::string page = prometheus_text(p);
+            CHECK(page.find("conpool_lease_hold_seconds_count ") != std::string::npos);
+            scrapes.fetch_add(1);
+          }
+        });
         rt.run([&](unsigned shard) -> task<void> {
           const int mine = total / static_cast<int>(shards) +
                            (shard < total % shards ? 1 : 0);
@@ -78,6 +94,9 @@ TEST_CASE("10,000 acquisitions over 2 to 4 shards never exceed a limit of 4") {
             co_await sc.join();
           });
         });
+        stop.store(true);
+        scraper.join();
+        CHECK(scrapes.load() > 0);
         CHECK(done.load() == total);
         CHECK(failed.load() == 0);
         CHECK(srv.accepted() <= 4);
@@ -88,6 +107,13 @@ TEST_CASE("10,000 acquisitions over 2 to 4 shards never exceed a limit of 4") {
         CHECK(st.active == 0);
         CHECK(st.idle == 0);
         CHECK(st.errors == 0);
+        CHECK(st.opening == 0);
+        CHECK(st.waiting == 0);
+        // Every acquisition waited (0 for a hit) and held a lease once; every open was timed.
+        const pool_histograms h = p.histograms();
+        CHECK(h.acquire_wait.count() == static_cast<std::uint64_t>(total));
+        CHECK(h.lease_hold.count() == static_cast<std::uint64_t>(total));
+        CHECK(h.connect.count() == st.total_created);
       }
     }
   }
@@ -262,6 +288,7 @@ TEST_CASE("a release goes to a task waiting on another shard") {
   const endpoint_stats st = p.stats(ep);
   CHECK(st.total_created == 1);
   CHECK(st.total_reused == 1);
+  CHECK(st.handoffs == 1);  // the connection went from shard 0 to shard 1
 }
 
 TEST_CASE("a lease is given back on the shard that took it") {

@@ -15,9 +15,12 @@
 #include <conpool/endpoint.hpp>
 #include <conpool/endpoint_handle.hpp>
 #include <conpool/error.hpp>
+#include <conpool/error_kind.hpp>
 #include <conpool/flow.hpp>
+#include <conpool/histogram.hpp>
 #include <conpool/io.hpp>
 #include <conpool/listener.hpp>
+#include <conpool/metrics.hpp>
 #include <conpool/pool.hpp>
 #include <conpool/proxy.hpp>
 #include <conpool/runtime.hpp>

@@ -4,7 +4,6 @@
 #include <stdexcept>
 
 #include <conpool/config.hpp>
-#include <conpool/stats.hpp>
 
 namespace conpool {
 namespace {
@@ -134,39 +133,5 @@ void config::validate() const {
 }
 
 config default_config() { return config{}; }
-
-std::ostream& operator<<(std::ostream& os, const endpoint_stats& s) {
-  os << "active=" << s.active << " idle=" << s.idle << " created=" << s.total_created
-            << " reused=" << s.total_reused << " closed=" << s.total_closed
-            << " errors=" << s.errors;
-  if (s.retries != 0) os << " retries=" << s.retries;
-  if (s.leaks != 0) os << " leaks=" << s.leaks;
-  for (std::size_t i = 0; i < close_reason_count; ++i) {
-    if (s.closed_by[i] != 0) {
-      os << ' ' << to_string(static_cast<close_reason>(i)) << '=' << s.closed_by[i];
-    }
-  }
-  return os;
-}
-
-std::string_view to_string(close_reason r) noexcept {
-  switch (r) {
-    case close_reason::peer_closed: return "peer_closed";
-    case close_reason::peer_reset: return "peer_reset";
-    case close_reason::stray_bytes: return "stray_bytes";
-    case close_reason::keepalive_timeout: return "keepalive_timeout";
-    case close_reason::idle_expired: return "idle_expired";
-    case close_reason::lifetime_expired: return "lifetime_expired";
-    case close_reason::max_uses: return "max_uses";
-    case close_reason::health_check_failed: return "health_check_failed";
-    case close_reason::error_in_use: return "error_in_use";
-    case close_reason::closed_by_user: return "closed_by_user";
-    case close_reason::drained: return "drained";
-    case close_reason::pool_closed: return "pool_closed";
-    case close_reason::address_dropped: return "address_dropped";
-    case close_reason::idle_cap: return "idle_cap";
-  }
-  return "unknown";
-}
 
 }  // namespace conpool

@@ -20,7 +20,12 @@ endpoint_stats endpoint_entry::sum() const noexcept {
     s.errors += read(side.errors);
     s.retries += read(side.retries);
     s.leaks += read(side.leaks);
+    s.opening += read(side.opening);
+    s.waiting += read(side.waiting);
+    s.acquire_timeouts += read(side.acquire_timeouts);
+    s.handoffs += read(side.handoffs);
     for (std::size_t r = 0; r < close_reason_count; ++r) s.closed_by[r] += read(side.closed_by[r]);
+    for (std::size_t k = 0; k < error_kind_count; ++k) s.errors_by[k] += read(side.errors_by[k]);
   }
   return s;
 }

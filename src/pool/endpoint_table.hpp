@@ -55,10 +55,15 @@ struct alignas(64) shard_stats {
   // Not a stat: this shard's slab of the endpoint once made (only this shard reads or writes
   // it): a handle's way to the slab, one load on the line the hit path writes anyway.
   endpoint_slab* slab = nullptr;
-  // Cold: written on a probe or a close, after the hot line.
+  // Cold: written on a probe, an open, a close, a wait or a hand-off, after the hot line.
   std::atomic<std::uint64_t> probing{0};  // of `idle`: in a background health check
   std::atomic<std::uint64_t> leaks{0};
+  std::atomic<std::uint64_t> opening{0};
+  std::atomic<std::uint64_t> waiting{0};
+  std::atomic<std::uint64_t> acquire_timeouts{0};
+  std::atomic<std::uint64_t> handoffs{0};
   std::atomic<std::uint64_t> closed_by[close_reason_count]{};
+  std::atomic<std::uint64_t> errors_by[error_kind_count]{};
 };
 
 inline void bump(std::atomic<std::uint64_t>& c) noexcept {

@@ -88,6 +88,7 @@ void pool_core::sent(slot* s) noexcept {
   p->use_count = s->use_count;
   p->answer = std::exchange(s->answers_ask, false);
   move_to(s, slot_state::free);
+  bump(slab.stats.handoffs);
   vacate(s);  // its connection travels, still within the endpoint's budget
   slab.drained.notify();
   shared.post(p, s->bound_for);

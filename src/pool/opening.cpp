@@ -94,6 +94,7 @@ task<result<flow>> dial(pool_core& core, endpoint_slab& slab, const time_limit& 
 task<result<flow>> dial_bounded(slot* s) {
   pool_core& core = s->slab->core;
   const char* phase = "connect";
+  const loop_clock::time_point started = loop_now();
   const time_limit limit = time_limit::after(
       core.cfg.connect_timeout ? std::optional(to_ns(*core.cfg.connect_timeout)) : std::nullopt);
   result<flow> f = co_await dial(core, *s->slab, limit, phase);
@@ -106,6 +107,7 @@ task<result<flow>> dial_bounded(slot* s) {
     s->slab->last_error = why.str();
     co_return fail(errc::connect_timeout);
   }
+  if (f) core.timings.connect.record(loop_now() - started);
   co_return f;
 }
 

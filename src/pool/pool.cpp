@@ -95,7 +95,10 @@ std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
 // ---- connection ---------------------------------------------------------------------------------
 
 namespace detail {
-void close_abandoned(slot* s) noexcept { s->slab->core.close(s, close_reason::closed_by_user); }
+void close_abandoned(slot* s) noexcept {
+  s->slab->core.end_lease(s);
+  s->slab->core.close(s, close_reason::closed_by_user);
+}
 }  // namespace detail
 
 flow& connection::flow() const noexcept { return slot_->flow; }
@@ -169,6 +172,7 @@ slot* lend_idle(pool_core& core, endpoint_slab& slab) noexcept {
   if (s != nullptr) {
     (void)core.lend(s);  // active: no health check on this path
     core.begin_lease(s);
+    core.timings.acquire_wait.record_zero();
   }
   return s;
 }
@@ -245,6 +249,12 @@ bool rides_out(const pool_core& core, const endpoint_slab& slab, std::error_code
 
 task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
   pool_core& core = shared.part();
+  const loop_clock::time_point started = loop_now();
+  // A lease got: its wait is recorded (from the call to now).
+  const auto leased = [&core, started](result<connection> c) {
+    if (c) core.timings.acquire_wait.record(loop_now() - started);
+    return c;
+  };
   // acquire_timeout bounds the whole wait, however many turns at the limit (or backoff
   // steps) it takes.
   const std::optional<loop_clock::time_point> deadline =
@@ -262,7 +272,7 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
         (void)core.lend(s);
       } else if (slot* opening = core.take_new(slab)) {
         result<connection> c = co_await open(opening);
-        if (c || !rides_out(core, slab, c.error(), deadline)) co_return c;
+        if (c || !rides_out(core, slab, c.error(), deadline)) co_return leased(std::move(c));
         continue;
       }
     }
@@ -283,13 +293,16 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
         turn = co_await wait_turn(slab);
       }
       if (!turn) {
-        if (turn.error() == errc::timed_out) co_return fail(errc::acquire_timeout);
+        if (turn.error() == errc::timed_out) {
+          bump(slab.stats.acquire_timeouts);
+          co_return fail(errc::acquire_timeout);
+        }
         co_return fail(turn.error());
       }
       s = *turn;
       if (s->state == slot_state::opening) {
         result<connection> c = co_await open(s);
-        if (c || !rides_out(core, slab, c.error(), deadline)) co_return c;
+        if (c || !rides_out(core, slab, c.error(), deadline)) co_return leased(std::move(c));
         continue;
       }
       // Given back here or arrived from another shard: through the gate already. Cancelled
@@ -307,11 +320,11 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
     }
     if (s->state == slot_state::active) {
       core.begin_lease(s);
-      co_return lease_access::make(s);
+      co_return leased(lease_access::make(s));
     }
     if (co_await health_checked(core, s)) {
       core.passed(s);
-      co_return lease_access::make(s);
+      co_return leased(lease_access::make(s));
     }
     // A cancelled caller's check fails at once: stop here rather than close every idle one.
     if (co_await cancelled()) co_return fail(std::errc::operation_canceled);
@@ -345,6 +358,7 @@ slot* take_lease(connection& c, const detail::pool_shared* mine, const char* who
       s->slab->core.home() != detail::t_current_core) [[unlikely]] {
     refuse_lease(s, mine, who);
   }
+  s->slab->core.end_lease(s);
   return lease_access::take(c);
 }
 }  // namespace
@@ -361,7 +375,9 @@ void pool::close(connection&& c) {
 
 void detail::close_after_error(connection&& c) noexcept {
   slot* s = lease_access::take(c);
-  if (s != nullptr) s->slab->core.close(s, close_reason::error_in_use);
+  if (s == nullptr) return;
+  s->slab->core.end_lease(s);
+  s->slab->core.close(s, close_reason::error_in_use);
 }
 
 bool detail::stale_failure(const connection& c, std::uint64_t read_before,
@@ -392,6 +408,7 @@ task<result<connection>> detail::reopen_stale(connection&& c, std::error_code er
   slot* s = lease_access::take(c);
   pool_core& core = s->slab->core;
   endpoint_slab& slab = *s->slab;
+  core.end_lease(s);
   close_reason why = error == errc::end_of_stream || error == std::errc::broken_pipe
                          ? close_reason::peer_closed
                          : close_reason::peer_reset;

@@ -32,6 +32,7 @@ pool_core::pool_core(pool_shared& sh, unsigned i)
       strict(sh.cfg.check_on_reuse),
       closed(sh.closing()),
       names(cfg.dns_ttl),
+      timings(sh.timings[index]),
       lifetime_(to_loop(cfg.max_connection_lifetime)),
       idle_limit_(to_loop(cfg.max_idle_time)),
       check_every_(cfg.health_check_interval ? to_loop(*cfg.health_check_interval)
@@ -254,6 +255,7 @@ slot* pool_core::take_new(endpoint_slab& slab) noexcept {
   }
   ++live_;
   move_to(s, slot_state::opening);
+  bump(slab.stats.opening);
   s->open_epoch = slab.open_epoch;
   s->trial = trial;
   if (trial) slab.trial_open = true;
@@ -274,6 +276,7 @@ void pool_core::opened(slot* s, conpool::flow f) noexcept {
   s->use_count = 0;
   s->peer_gone = false;
   endpoint_slab& slab = *s->slab;
+  drop(slab.stats.opening);
   bump(slab.stats.total_created);
   if (cfg.on_connection_created) cfg.on_connection_created(slab.ep);
   arm_monitor(s);
@@ -291,7 +294,11 @@ void pool_core::opened(slot* s, conpool::flow f) noexcept {
 void pool_core::open_failed(slot* s, std::error_code error) noexcept {
   endpoint_slab& slab = *s->slab;
   const bool counted = error != std::errc::operation_canceled && error != errc::pool_closed;
-  if (counted) bump(slab.stats.errors);
+  drop(slab.stats.opening);
+  if (counted) {
+    bump(slab.stats.errors);
+    bump(slab.stats.errors_by[static_cast<std::size_t>(open_error_kind(error))]);
+  }
   if (s->trial) {
     s->trial = false;
     slab.trial_open = false;
@@ -461,7 +468,10 @@ void pool_core::close(slot* s, close_reason why) noexcept {
 void pool_core::count_close(endpoint_slab& slab, close_reason why) noexcept {
   bump(slab.stats.total_closed);
   bump(slab.stats.closed_by[static_cast<std::size_t>(why)]);
-  if (why == close_reason::error_in_use) bump(slab.stats.errors);
+  if (why == close_reason::error_in_use) {
+    bump(slab.stats.errors);
+    bump(slab.stats.errors_by[static_cast<std::size_t>(error_kind::in_use)]);
+  }
   if (cfg.on_connection_closed) cfg.on_connection_closed(slab.ep, why);
 }
 
@@ -491,6 +501,7 @@ void pool_core::inherit(endpoint_slab& slab, slot_waiter* heir) noexcept {
   ++live_;
   slot* s = slab.take_free();  // the place just freed: the budget never went back
   move_to(s, slot_state::opening);
+  bump(slab.stats.opening);
   s->open_epoch = slab.open_epoch;
   s->trial = false;
   heir->granted = s;

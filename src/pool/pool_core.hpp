@@ -72,6 +72,7 @@
 #include <conpool/config.hpp>
 
 #include "slab.hpp"
+#include "timings.hpp"
 
 namespace conpool::detail {
 
@@ -110,6 +111,7 @@ class pool_core {
   const bool strict;         // cfg.check_on_reuse: the kernel is asked at every reuse
   bool closed = false;
   resolver names;
+  shard_timings& timings;  // this shard's histograms (pool_shared's)
 
   /// The slab of `ep`, made on first use. Throws std::invalid_argument for a bad endpoint.
   endpoint_slab& slab_for(const endpoint& ep) {
@@ -196,6 +198,8 @@ class pool_core {
       if (cfg.on_connection_reused) cfg.on_connection_reused(slab.ep);
     }
   }
+  /// A lease ends (given back, closed or dropped by its holder): its hold time is recorded.
+  void end_lease(const slot* s) noexcept { timings.lease_hold.record(loop_now() - s->lent_at); }
   /// checking -> active: health_check said yes; its taker has it.
   void passed(slot* s) noexcept {
     move_to(s, slot_state::active);

@@ -9,6 +9,7 @@ pool_shared::pool_shared(config c, shard_group& g)
     : cfg(std::move(c)),
       group(g),
       table(g, this),
+      timings(std::make_unique<shard_timings[]>(g.size())),
       parts_(std::make_unique<std::unique_ptr<pool_core>[]>(g.size())) {}
 
 pool_shared::~pool_shared() {

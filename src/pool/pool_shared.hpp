@@ -25,6 +25,7 @@
 
 #include "endpoint_table.hpp"
 #include "pool_core.hpp"
+#include "timings.hpp"
 
 namespace conpool {
 class pool;
@@ -88,6 +89,8 @@ class pool_shared {
   const config cfg;
   shard_group& group;
   endpoint_table table;
+  /// Each shard's duration histograms ([i]: written by shard i only; read by any thread).
+  const std::unique_ptr<shard_timings[]> timings;
   pool_service service;  // registered with the group by the pool
 
   /// The calling shard's part, made on first use. Throws std::logic_error when the calling

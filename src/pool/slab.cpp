@@ -72,12 +72,14 @@ void endpoint_slab::add_waiter(slot_waiter* w) noexcept {
   w->prev = waiters_tail;
   (waiters_tail != nullptr ? waiters_tail->next : waiters_head) = w;
   waiters_tail = w;
+  bump(stats.waiting);
 }
 
 void endpoint_slab::remove_waiter(slot_waiter* w) noexcept {
   (w->prev != nullptr ? w->prev->next : waiters_head) = w->next;
   (w->next != nullptr ? w->next->prev : waiters_tail) = w->prev;
   w->prev = w->next = nullptr;
+  drop(stats.waiting);
   if (waiters_head == nullptr && bit != 0) entry.waiting.fetch_and(~bit, std::memory_order_seq_cst);
 }
 

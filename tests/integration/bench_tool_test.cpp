@@ -11,6 +11,7 @@
 
 #include "../support/support.hpp"
 #include "echo_server.hpp"
+#include "http_get.hpp"
 #include "peer_process.hpp"
 #include "self_signed.hpp"
 #include "process.hpp"
@@ -67,6 +68,9 @@ TEST_CASE("conpool-bench: two presets, pooled and fresh, with the JSON and HTML 
   CHECK(h.starts_with("<!doctype html>"));
   CHECK(h.find("<svg") != std::string::npos);
   CHECK(h.find("Latency over time") != std::string::npos);
+  for (const char* chart : {"Pool: connect time", "Pool: acquire wait", "Pool: lease hold"}) {
+    CHECK_MESSAGE(h.find(chart) != std::string::npos, chart);
+  }
   // Self-contained: nothing to fetch.
   CHECK(h.find("src=") == std::string::npos);
   CHECK(h.find("href=") == std::string::npos);
@@ -190,6 +194,48 @@ TEST_CASE("conpool-bench: --shards runs 1 to N shards sharing one pool, within i
   CHECK(alone.out.find("(2 shards)") != std::string::npos);
 }
 
+TEST_CASE("conpool-bench: --metrics serves the running pool's metrics at /metrics, as promtool wants them") {
+  bench::echo_server server(1);
+  const std::string target = "tcp://127.0.0.1:" + std::to_string(server.ports()[0]);
+  const std::uint16_t port = testing::free_port();
+  bench::program_result r;
+  std::thread run([&] {
+    r = run_program({tool(), "--target", target, "--shards", "2", "--connections", "4",
+                     "--duration", "2", "--quiet", "--metrics",
+                     "127.0.0.1:" + std::to_string(port)});
+  });
+  // The page is up once the tool has started, and shows a pool once a run is under way.
+  std::string page;
+  for (int i = 0; i < 400 && page.find("conpool_connections_created_total{") == std::string::npos;
+       ++i) {
+    page = testing::http_get(port, "/metrics");
+    if (page.find("conpool_connections_created_total{") == std::string::npos) ::usleep(10'000);
+  }
+  const std::string missing = testing::http_get(port, "/nothing");
+  run.join();
+  INFO(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.err.find("metrics at http://127.0.0.1:" + std::to_string(port) + "/metrics") !=
+        std::string::npos);
+  REQUIRE(page.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(page.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
+  CHECK(page.find("conpool_connections_created_total{host=\"127.0.0.1\",port=\"" +
+                  std::to_string(server.ports()[0]) + "\",transport=\"tcp\"} ") !=
+        std::string::npos);
+  CHECK(page.find("conpool_lease_hold_seconds_bucket{le=\"+Inf\"} ") != std::string::npos);
+  CHECK(missing.starts_with("HTTP/1.1 404"));
+  const std::string promtool = testing::find_program("promtool");
+  if (promtool.empty()) {
+    MESSAGE("promtool (Debian's prometheus) is not installed: the format is not checked");
+    return;
+  }
+  testing::temp_dir dir;
+  std::ofstream(dir.path / "page.txt") << page.substr(page.find("\r\n\r\n") + 4);
+  const bench::program_result checked = run_program(
+      {"/bin/sh", "-c", "\"$0\" check metrics < \"$1\"", promtool, (dir.path / "page.txt").string()});
+  CHECK_MESSAGE(checked.status == 0, checked.out, checked.err);
+}
+
 TEST_CASE("conpool-bench: a refused target fails the run with the system's reason") {
   testing::refusing_port closed;
   const bench::program_result r = run_program(
@@ -215,6 +261,8 @@ TEST_CASE("conpool-bench: bad options are named, before any I/O") {
       {{"--frobnicate"}, "unknown option --frobnicate"},
       {{"--shards", "65"}, "--shards 65: out of range"},
       {{"--shards", "2", "--preset", "burst_traffic"}, "--shards 2: runs a --target or the echo"},
+      {{"--metrics", "nope"}, "--metrics nope: not an IP address with a port"},
+      {{"--metrics", "localhost:9464"}, "--metrics localhost:9464: not an IP address"},
   };
   for (const bad_case& c : cases) {
     std::vector<std::string> argv = {tool()};

@@ -155,16 +155,22 @@ std::string legend(const std::vector<std::pair<std::string, std::string>>& items
   return s.str();
 }
 
-// Share of requests per latency bucket, one outline a mode.
-std::string histogram_chart(const std::vector<const run_result*>& runs) {
+// One distribution to draw: its buckets (non-empty ones) and the mode that made it.
+struct drawn {
+  std::string mode;
+  std::vector<bucket> buckets;
+  std::uint64_t total = 0;
+};
+
+// Share of the total per bucket, one outline a mode, over a log-scale time axis.
+std::string distribution_chart(const std::vector<drawn>& ds, const std::string& xlabel,
+                               const std::string& ylabel) {
   double lo = 1e18, hi = 0, top = 0;
-  std::vector<std::vector<bucket>> hs;
-  for (const run_result* r : runs) {
-    hs.push_back(histogram(r->latency));
-    for (const bucket& b : hs.back()) {
+  for (const drawn& d : ds) {
+    for (const bucket& b : d.buckets) {
       lo = std::min(lo, b.low_us);
       hi = std::max(hi, b.high_us);
-      top = std::max(top, static_cast<double>(b.count) / static_cast<double>(r->latency.count()));
+      top = std::max(top, static_cast<double>(b.count) / static_cast<double>(d.total));
     }
   }
   if (hi <= 0) return "<p>no samples</p>";
@@ -173,28 +179,56 @@ std::string histogram_chart(const std::vector<const run_result*>& runs) {
   s << "<svg viewBox='0 0 " << width << " " << f.height << "' width='" << width << "'>";
   std::vector<double> yt;
   for (int i = 0; i <= 4; ++i) yt.push_back(f.y1 * i / 4);
-  s << axes(f, log_ticks(lo, hi), {}, "latency (log scale)", "share of requests", true, false);
+  s << axes(f, log_ticks(lo, hi), {}, xlabel, ylabel, true, false);
   for (double y : yt) {
     s << "<text x='" << f.left - 4 << "' y='" << f.py(y) + 4 << "' text-anchor='end' class='tick'>"
       << fmt(y * 100, 0) << "%</text>";
   }
   std::vector<std::pair<std::string, std::string>> keys;
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    if (hs[i].empty()) continue;  // a run that completed nothing
-    const double n = static_cast<double>(runs[i]->latency.count());
+  for (const drawn& d : ds) {
+    if (d.buckets.empty()) continue;  // a run that completed nothing
+    const double n = static_cast<double>(d.total);
     std::ostringstream pts;
-    pts << f.px(hs[i].front().low_us) << "," << f.py(0);
-    for (const bucket& b : hs[i]) {
+    pts << f.px(d.buckets.front().low_us) << "," << f.py(0);
+    for (const bucket& b : d.buckets) {
       const double y = f.py(static_cast<double>(b.count) / n);
       pts << " " << f.px(b.low_us) << "," << y << " " << f.px(b.high_us) << "," << y;
     }
-    pts << " " << f.px(hs[i].back().high_us) << "," << f.py(0);
-    s << "<polygon points='" << pts.str() << "' fill='" << color(runs[i]->mode)
-      << "' fill-opacity='0.35' stroke='" << color(runs[i]->mode) << "'/>";
-    keys.emplace_back(runs[i]->mode, runs[i]->mode);
+    pts << " " << f.px(d.buckets.back().high_us) << "," << f.py(0);
+    s << "<polygon points='" << pts.str() << "' fill='" << color(d.mode)
+      << "' fill-opacity='0.35' stroke='" << color(d.mode) << "'/>";
+    keys.emplace_back(d.mode, d.mode);
   }
   s << legend(keys, 10) << "</svg>";
   return s.str();
+}
+
+// Share of requests per latency bucket, one outline a mode.
+std::string histogram_chart(const std::vector<const run_result*>& runs) {
+  std::vector<drawn> ds;
+  for (const run_result* r : runs) ds.push_back({r->mode, histogram(r->latency), r->latency.count()});
+  return distribution_chart(ds, "latency (log scale)", "share of requests");
+}
+
+// One of the pool's histograms (1 us x 2^i buckets; the first drawn from 0.5 us, the overflow
+// to twice the last bound), one outline a mode.
+std::string pool_histogram_chart(const std::vector<const run_result*>& runs,
+                                 duration_histogram pool_histograms::*which,
+                                 const std::string& what) {
+  std::vector<drawn> ds;
+  for (const run_result* r : runs) {
+    const duration_histogram& h = r->timings.*which;
+    drawn d{r->mode, {}, h.count()};
+    for (std::size_t i = 0; i < duration_histogram::bucket_count; ++i) {
+      if (h.counts[i] == 0) continue;
+      const double high = i < duration_histogram::finite_buckets
+                              ? static_cast<double>(duration_histogram::bound(i).count()) / 1e3
+                              : 2 * static_cast<double>(duration_histogram::bound(i - 1).count()) / 1e3;
+      d.buckets.push_back({high / 2, high, h.counts[i]});
+    }
+    ds.push_back(std::move(d));
+  }
+  return distribution_chart(ds, what + " (log scale)", "share");
 }
 
 // p50 (solid) and p99 (dashed) per slice of the run, one colour a mode.
@@ -299,7 +333,15 @@ void write_html(const std::string& path, const report& r) {
     const std::vector<const run_result*>& runs = by_name[name];
     out << "<h2>" << esc(name) << "</h2><p class='meta'>" << esc(runs.front()->detail) << "</p>"
         << "<h3>Latency distribution</h3>" << histogram_chart(runs)
-        << "<h3>Latency over time</h3>" << timeline_chart(runs);
+        << "<h3>Latency over time</h3>" << timeline_chart(runs)
+        << "<h3>Pool: connect time</h3><p class='meta'>Opens that succeeded: resolve, "
+           "connect, TLS.</p>"
+        << pool_histogram_chart(runs, &pool_histograms::connect, "connect time")
+        << "<h3>Pool: acquire wait</h3><p class='meta'>From acquire to lease: 0 for an idle "
+           "connection (drawn up to 1 µs), the open for a new one, the wait at the limit.</p>"
+        << pool_histogram_chart(runs, &pool_histograms::acquire_wait, "acquire wait")
+        << "<h3>Pool: lease hold</h3><p class='meta'>From a lease to its end.</p>"
+        << pool_histogram_chart(runs, &pool_histograms::lease_hold, "lease hold");
   }
 
   if (!r.comparisons.empty()) {

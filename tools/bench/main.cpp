@@ -33,6 +33,12 @@ int main_checked(int argc, char** argv) {
   report r;
   r.command = o.command;
   progress bar(o.quiet);
+  std::unique_ptr<metrics_server> metrics;
+  if (o.metrics) {
+    metrics = std::make_unique<metrics_server>(*o.metrics);
+    publish_metrics_to(metrics.get());
+    std::cerr << "metrics at http://" << metrics->address().to_string() << "/metrics\n";
+  }
   {
     int servers = 0;
     for (const preset& p : o.runs) servers = std::max(servers, p.servers);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "options.hpp"
 
+#include <conpool/address.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -40,7 +42,10 @@ each through the pool and with a fresh connection per message, then prints a tab
   --compare PEER        also run wrk (http://) or redis-benchmark (redis://) against the
                         same server, same connections and duration, and print the ratio
   --json FILE           every figure, the machine and the command, as JSON
-  --html FILE           a self-contained page with charts
+  --html FILE           a self-contained page with charts (latency, and the pool's
+                        connect, acquire wait and lease hold histograms)
+  --metrics ADDR        serve the running pool's Prometheus metrics at
+                        http://ADDR/metrics while the runs go ("127.0.0.1:9464")
   --quiet               no progress bar
   --help                this text
 )";
@@ -119,7 +124,7 @@ std::optional<options> parse_options(int argc, char** argv) {
     static constexpr std::string_view with_value[] = {
         "--preset", "--mode",     "--min-time", "--target", "--connections", "--duration",
         "--requests", "--size", "--redis-op", "--compare", "--json",        "--html",
-        "--ca-file",  "--sni",      "--shards"};
+        "--ca-file",  "--sni",      "--shards",   "--metrics"};
     if (std::find(std::begin(with_value), std::end(with_value), opt) == std::end(with_value)) {
       throw std::invalid_argument("unknown option " + std::string(opt) + " (see --help)");
     }
@@ -165,6 +170,11 @@ std::optional<options> parse_options(int argc, char** argv) {
       o.json = std::string(v);
     } else if (opt == "--html") {
       o.html = std::string(v);
+    } else if (opt == "--metrics") {
+      if (!socket_address::parse(v)) {
+        bad(opt, v, "not an IP address with a port (\"127.0.0.1:9464\", \"[::1]:9464\")");
+      }
+      o.metrics = std::string(v);
     }
   }
   if (o.target && !o.runs.empty()) {

@@ -46,6 +46,7 @@ struct options {
   bool insecure = false;                ///< --insecure: no certificate verification
   std::optional<std::string> json;      ///< --json FILE
   std::optional<std::string> html;      ///< --html FILE
+  std::optional<std::string> metrics;   ///< --metrics ADDR: serve /metrics there
   unsigned shards = 0;                  ///< --shards N: the target with 1, 2, ..., N shards
   bool quiet = false;                   ///< --quiet: no progress bar
   std::string command;                  ///< the command line, as typed

@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include <conpool/histogram.hpp>
 #include <conpool/task.hpp>
 
 #include "echo_server.hpp"
 #include "latency.hpp"
+#include "metrics_server.hpp"
 #include "options.hpp"
 #include "progress.hpp"
 
@@ -37,11 +39,15 @@ struct run_result {
   std::uint64_t endpoints = 0;
   double bytes_per_idle = 0;
   latency_record latency;  ///< every completed request's latency (fixed memory)
+  pool_histograms timings;  ///< the pool's connect, acquire wait and lease hold histograms
 
   [[nodiscard]] double per_s() const {
     return seconds > 0 ? static_cast<double>(requests) / seconds : 0;
   }
 };
+
+/// The runs' pools are served by `s` while they run (none: not served).
+void publish_metrics_to(metrics_server* s) noexcept;
 
 /// Runs `p` against `server` until `o.min_time` has passed (at least once).
 task<run_result> run_preset(const preset& p, bool pooled, const echo_server& server,
