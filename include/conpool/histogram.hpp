@@ -27,8 +27,9 @@ struct duration_histogram {
 
   /// Durations per bucket (not cumulative).
   std::array<std::uint64_t, bucket_count> counts{};
-  /// All recorded durations added up.
-  std::chrono::nanoseconds sum{};
+  /// All recorded durations added up, in seconds (a float, as Prometheus's `_sum`: it does not
+  /// overflow however long the pool runs).
+  std::chrono::duration<double> sum{};
 
   /// The upper bound of finite bucket `i` (< finite_buckets): 1 µs × 2^i.
   [[nodiscard]] static constexpr std::chrono::nanoseconds bound(std::size_t i) noexcept {

@@ -193,7 +193,7 @@ class writer {
       os_ << name << "_bucket{" << p.pool_label << sep << "le=\"+Inf\"} " << cumulative << '\n';
       const std::string braces = p.pool_label.empty() ? "" : '{' + p.pool_label + '}';
       os_ << name << "_sum" << braces << ' '
-          << number(std::chrono::duration<double>(h.sum).count()) << '\n';
+          << number(h.sum.count()) << '\n';
       os_ << name << "_count" << braces << ' ' << cumulative << '\n';
     }
   }

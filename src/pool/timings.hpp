@@ -17,23 +17,26 @@ namespace conpool::detail {
 
 struct alignas(64) duration_cells {
   std::atomic<std::uint64_t> counts[duration_histogram::bucket_count]{};
-  std::atomic<std::uint64_t> sum_ns{0};
+  std::atomic<double> sum_s{0};  // seconds: nanoseconds in 64 bits would overflow within
+                                // months of leases at 10,000 connections
 
   void record(loop_clock::duration d) noexcept {
     const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     bump(counts[duration_histogram::bucket_of(ns)]);
     if (ns > 0) {
-      sum_ns.store(sum_ns.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(ns),
-                   std::memory_order_relaxed);
+      sum_s.store(sum_s.load(std::memory_order_relaxed) + static_cast<double>(ns) * 1e-9,
+                  std::memory_order_relaxed);
     }
   }
   /// A duration of zero (a hit's wait): one store.
   void record_zero() noexcept { bump(counts[0]); }
   void add_to(duration_histogram& h) const noexcept {
     for (std::size_t i = 0; i < duration_histogram::bucket_count; ++i) h.counts[i] += read(counts[i]);
-    h.sum += std::chrono::nanoseconds(static_cast<std::int64_t>(read(sum_ns)));
+    h.sum += std::chrono::duration<double>(sum_s.load(std::memory_order_relaxed));
   }
 };
+
+static_assert(std::atomic<double>::is_always_lock_free);
 
 struct shard_timings {
   duration_cells connect;

@@ -7,9 +7,12 @@
 // pool's own figures.
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include <conpool/conpool.hpp>
@@ -142,6 +145,8 @@ TEST_CASE("metrics: promtool passes the exposition of plain, TLS and failing end
   testing::temp_dir dir;
   const std::string text = prometheus_text(p);
   std::ofstream(dir.path / "metrics.txt") << text;
+  // README's sample comes from here.
+  if (const char* keep = std::getenv("CONPOOL_METRICS_SAMPLE")) std::ofstream(keep) << text;
   const bench::program_result checked = bench::run_program(
       {"/bin/sh", "-c", "\"$0\" check metrics < \"$1\"", promtool, (dir.path / "metrics.txt").string()});
   CHECK_MESSAGE(checked.status == 0, checked.out, checked.err);
@@ -191,4 +196,36 @@ TEST_CASE("metrics: promtool passes the exposition of plain, TLS and failing end
   CHECK(std::stod(median) > 0);
   CHECK(std::stod(median) < 16.8);
   page.withdraw(p);
+}
+
+TEST_CASE("metrics_server: a client that never sends its request holds the page 2 s at most; stopping does not wait for it") {
+  runtime rt({.shards = 1});
+  pool p(rt);
+  pool other(rt);
+  auto page = std::make_unique<bench::metrics_server>("127.0.0.1:0");
+  const socket_address at = page->address();
+  page->publish(p);
+  CHECK_THROWS_WITH_AS(page->publish(p), doctest::Contains("published already"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(page->publish(other, "b"), doctest::Contains("a name each"),
+                       std::invalid_argument);
+  // A silent client is taken first; the scrape behind it is answered once its 2 s are up.
+  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(::connect(silent, at.data(), at.size()) == 0);
+  const auto before = std::chrono::steady_clock::now();
+  const std::string answer = http_get(at.port(), "/metrics");
+  CHECK(answer.starts_with("HTTP/1.1 200 OK"));
+  CHECK(std::chrono::steady_clock::now() - before < 4s);
+  CHECK(http_get(at.port(), "/").starts_with("HTTP/1.1 404"));
+  // Another silent client, held by the server when it stops: it stops at once all the same.
+  const int second = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(::connect(second, at.data(), at.size()) == 0);
+  const std::uint64_t answered = page->served();
+  ::usleep(100'000);  // the server takes it (nothing to await from outside)
+  const auto stopping = std::chrono::steady_clock::now();
+  page.reset();
+  CHECK(std::chrono::steady_clock::now() - stopping < 1s);
+  CHECK(answered == 2);
+  ::close(silent);
+  ::close(second);
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 // A /metrics page for Prometheus (conpool-bench --metrics, and the tests' scrape target): a
-// thread of its own with a blocking listener on a loopback or other local address, answering
+// thread of its own with a listener on a loopback or other local address, answering
 // `GET /metrics` with the Prometheus exposition of the pools published to it, `404` for other
-// paths and `405` for other methods, one request a connection (Connection: close). The pools
+// paths and `405` for other methods, one request a connection (Connection: close), each
+// connection given 2 s in all. The pools
 // are read from this thread, as any outside reader does (no lock in the pool, no pause of its
 // shards); publishing is under a mutex, so a pool is never read after it is withdrawn.
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -30,7 +32,9 @@ class metrics_server {
 
   /// Where it listens (the port chosen when asked for 0).
   [[nodiscard]] const socket_address& address() const noexcept { return address_; }
-  /// Serves `p` (named `name` when several pools are published) until `withdraw(p)`.
+  /// Serves `p` until `withdraw(p)`. One pool may go unnamed; several need a `name` each (their
+  /// `pool` label). Throws std::invalid_argument for a pool published twice, a name taken, or
+  /// a second pool where one has no name.
   void publish(const pool& p, std::string name = {});
   /// Stops serving `p`; when it returns, no request reads it any more.
   void withdraw(const pool& p);
@@ -57,6 +61,9 @@ class metrics_server {
  private:
   void serve();
   void answer(int fd);
+  // Waits for `events` on `fd` until `until`; false at the deadline, on an error, or when
+  // the server stops.
+  bool wait_for(int fd, short events, std::chrono::steady_clock::time_point until);
   std::string page();
 
   int listen_fd_ = -1;
