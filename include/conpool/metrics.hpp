@@ -4,7 +4,8 @@
 /// page: `write_prometheus(os, p)` or `prometheus_text(p)`, from any thread.
 ///
 /// Per endpoint (labels `host`, `port`, `transport` = tcp / tls / unix, and `server_name` and
-/// `proxy` where set; endpoints differing only in their TLS context share one series):
+/// `proxy` where set; endpoints differing only in their TLS context object share one series,
+/// summed, and should one of them be reclaimed the sum drops: Prometheus takes it for a reset):
 ///   conpool_connections{state="active|idle|opening"}   gauge
 ///   conpool_waiters                                   gauge: tasks waiting at the limit
 ///   conpool_connections_created_total                 counter
