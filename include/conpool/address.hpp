@@ -41,6 +41,9 @@ class socket_address {
   static socket_address loopback(std::uint16_t port, bool v6 = false) noexcept;
   /// The local address a socket is bound to (getsockname). Errors: the system's.
   static result<socket_address> local_of(int fd);
+  /// The address of a connected socket's peer (getpeername). Errors: the system's
+  /// (not_connected, ...).
+  static result<socket_address> peer_of(int fd);
 
   /// AF_INET, AF_INET6 or AF_UNIX.
   [[nodiscard]] int family() const noexcept { return addr_.any.sa_family; }
@@ -58,6 +61,7 @@ class socket_address {
   friend bool operator==(const socket_address& a, const socket_address& b) noexcept;
 
  private:
+  static result<socket_address> of_socket(int fd, bool peer);
   union {
     sockaddr any;
     sockaddr_in v4;

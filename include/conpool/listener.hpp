@@ -16,9 +16,11 @@ namespace conpool {
 
 class listener {
  public:
-  /// Binds (SO_REUSEADDR) and listens with `backlog`. Port 0 picks an ephemeral port.
-  /// Errors: the system's (address_in_use, ...).
-  static result<listener> open(const socket_address& at, int backlog = 128);
+  /// Binds (SO_REUSEADDR) and listens with `backlog`. Port 0 picks an ephemeral port. With
+  /// `reuse_port` (SO_REUSEPORT), several listeners (one per shard) share the address and the
+  /// kernel spreads new connections over them. Errors: the system's (address_in_use, ...).
+  static result<listener> open(const socket_address& at, int backlog = 128,
+                               bool reuse_port = false);
 
   listener(listener&& other) noexcept;
   listener& operator=(listener&& other) noexcept;

@@ -244,6 +244,16 @@ class pool {
   task<detail::lease_result_t<F>> with_circuit_breaker(endpoint ep, int failure_threshold,
                                                        std::chrono::duration<double> open_for, F f);
 
+  /// Replaces a lease whose reused connection turned out stale (`error`, from its first write
+  /// or read, says its server had closed or reset it): closes it and opens a new connection in
+  /// its place, without a wait at the limit (its budget passes on), counted as a retry. For
+  /// callers that manage leases themselves, such as a proxy sending an idempotent request once
+  /// more; `with_connection(..., stale_retry::once)` does it for a callback. Errors: as
+  /// acquire's open. Call it on the lease's shard.
+  task<result<connection>> reopen_stale(connection&& c, std::error_code error) {
+    return detail::reopen_stale(std::move(c), error);
+  }
+
   /// Opens connections to `ep` until `count` are idle (within the limit). Errors: as acquire.
   task<result<void>> warm_endpoint(endpoint ep, int count);
 

@@ -88,10 +88,15 @@ socket_address socket_address::loopback(std::uint16_t port, bool v6) noexcept {
   return a;
 }
 
-result<socket_address> socket_address::local_of(int fd) {
+result<socket_address> socket_address::local_of(int fd) { return of_socket(fd, false); }
+
+result<socket_address> socket_address::peer_of(int fd) { return of_socket(fd, true); }
+
+result<socket_address> socket_address::of_socket(int fd, bool peer) {
   socket_address a;
   socklen_t len = sizeof a.addr_;
-  if (::getsockname(fd, &a.addr_.any, &len) != 0) return fail(errno_error(-errno));
+  const int rc = peer ? ::getpeername(fd, &a.addr_.any, &len) : ::getsockname(fd, &a.addr_.any, &len);
+  if (rc != 0) return fail(errno_error(-errno));
   if (a.family() != AF_INET && a.family() != AF_INET6 && a.family() != AF_UNIX) {
     return fail(errc::bad_address);
   }

@@ -9,11 +9,16 @@
 
 namespace conpool {
 
-result<listener> listener::open(const socket_address& at, int backlog) {
+result<listener> listener::open(const socket_address& at, int backlog, bool reuse_port) {
   const int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(errno_error(-errno));
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return fail(errno_error(-err));
+  }
   if (::bind(fd, at.data(), at.size()) != 0 || ::listen(fd, backlog) != 0) {
     const int err = errno;
     ::close(fd);

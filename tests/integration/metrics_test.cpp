@@ -157,7 +157,7 @@ TEST_CASE("metrics: promtool passes the exposition of plain, TLS and failing end
   CHECK(text.find("kind=\"refused\"} 2") != std::string::npos);
 
   // A real Prometheus scrapes the /metrics page every 200 ms.
-  bench::metrics_server page("127.0.0.1:0");
+  tools::metrics_server page("127.0.0.1:0");
   page.publish(p);
   const std::uint16_t api = free_port();
   std::ofstream(dir.path / "prometheus.yml")
@@ -202,7 +202,7 @@ TEST_CASE("metrics_server: a client that never sends its request holds the page 
   runtime rt({.shards = 1});
   pool p(rt);
   pool other(rt);
-  auto page = std::make_unique<bench::metrics_server>("127.0.0.1:0");
+  auto page = std::make_unique<tools::metrics_server>("127.0.0.1:0");
   const socket_address at = page->address();
   page->publish(p);
   CHECK_THROWS_WITH_AS(page->publish(p), doctest::Contains("published already"),

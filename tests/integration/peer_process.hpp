@@ -87,14 +87,25 @@ class peer_process {
     FAIL(argv[0], " did not listen on port ", port_, " within 5 s");
   }
   ~peer_process() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+    if (pid_ > 0) (void)stop(SIGTERM);
   }
   peer_process(const peer_process&) = delete;
   peer_process& operator=(const peer_process&) = delete;
 
   endpoint where() const { return {"127.0.0.1", port_}; }
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  /// Sends `sig` and waits for the process to end: its exit status (128 + signal if killed).
+  int stop(int sig) {
+    ::kill(pid_, sig);
+    return wait();
+  }
+  /// Waits for the process to end by itself: its exit status (128 + signal if killed).
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
 
  private:
   pid_t pid_ = -1;

@@ -33,9 +33,9 @@ int main_checked(int argc, char** argv) {
   report r;
   r.command = o.command;
   progress bar(o.quiet);
-  std::unique_ptr<metrics_server> metrics;
+  std::unique_ptr<tools::metrics_server> metrics;
   if (o.metrics) {
-    metrics = std::make_unique<metrics_server>(*o.metrics);
+    metrics = std::make_unique<tools::metrics_server>(*o.metrics);
     publish_metrics_to(metrics.get());
     std::cerr << "metrics at http://" << metrics->address().to_string() << "/metrics\n";
   }

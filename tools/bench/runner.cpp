@@ -149,7 +149,7 @@ void add_stats(run_result& out, const pool& p) {
   out.timings = p.histograms();
 }
 
-metrics_server* metrics_target = nullptr;
+tools::metrics_server* metrics_target = nullptr;
 
 // ---- presets ------------------------------------------------------------------------------------
 
@@ -239,7 +239,7 @@ task<result<void>> redis_prepare(pool& p, const endpoint& ep, const options& o) 
 
 }  // namespace
 
-void publish_metrics_to(metrics_server* s) noexcept { metrics_target = s; }
+void publish_metrics_to(tools::metrics_server* s) noexcept { metrics_target = s; }
 
 task<run_result> run_preset(const preset& p, bool pooled, const echo_server& server,
                             const options& o, progress& bar) {
@@ -251,7 +251,7 @@ task<run_result> run_preset(const preset& p, bool pooled, const echo_server& ser
   // Fresh connections are limited by the clients running at once, not by the pool size.
   auto owned = std::make_unique<pool>(pool_config(pooled, pooled ? p.pool_size : p.parallel * 2));
   pool& pl = *owned;
-  auto served = std::make_optional<metrics_server::publication>(metrics_target, pl);
+  auto served = std::make_optional<tools::metrics_server::publication>(metrics_target, pl);
   preset_state ps{.p = p, .endpoints = {}, .popularity = {}};
   for (int i = 0; i < p.servers; ++i) {
     ps.endpoints.emplace_back("127.0.0.1", server.ports()[static_cast<std::size_t>(i)]);
@@ -378,7 +378,7 @@ task<run_result> run_target(const options& o, bool pooled, progress& bar) {
   run_result out = named(o, pooled, plan.detail);
   if (!co_await prepare(o, plan, out)) co_return out;
   pool pl(pool_config(pooled, pooled ? o.connections : o.connections * 2));
-  const metrics_server::publication served(metrics_target, pl);
+  const tools::metrics_server::publication served(metrics_target, pl);
   run_state st = target_state_for(pl, plan, o, out, bar, clock::now());
   bar.begin(o.target->scheme + " " + out.mode);
   co_await drive_target(st, plan, o, o.connections, o.requests.value_or(0));
@@ -401,7 +401,7 @@ run_result run_sharded(const options& o, unsigned shards, bool pooled, progress&
   runtime rt({.shards = shards, .pin = true});
   // One pool for all shards: --connections is its limit across them.
   pool pl(rt, pool_config(pooled, pooled ? o.connections : o.connections * 2));
-  const metrics_server::publication served(metrics_target, pl);
+  const tools::metrics_server::publication served(metrics_target, pl);
   std::vector<run_result> parts(shards);
   progress quiet(true);
   const clock::time_point started = clock::now();

@@ -47,7 +47,7 @@ struct run_result {
 };
 
 /// The runs' pools are served by `s` while they run (none: not served).
-void publish_metrics_to(metrics_server* s) noexcept;
+void publish_metrics_to(tools::metrics_server* s) noexcept;
 
 /// Runs `p` against `server` until `o.min_time` has passed (at least once).
 task<run_result> run_preset(const preset& p, bool pooled, const echo_server& server,

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// A /metrics page for Prometheus (conpool-bench --metrics, and the tests' scrape target): a
-// thread of its own with a listener on a loopback or other local address, answering
-// `GET /metrics` with the Prometheus exposition of the pools published to it, `404` for other
-// paths and `405` for other methods, one request a connection (Connection: close), each
-// connection given 2 s in all. The pools
-// are read from this thread, as any outside reader does (no lock in the pool, no pause of its
-// shards); publishing is under a mutex, so a pool is never read after it is withdrawn.
+// A /metrics page for Prometheus (conpool-bench and conpool-proxy --metrics, and the tests'
+// scrape target): a thread of its own with a listener on a loopback or other local address,
+// answering `GET /metrics` with the Prometheus exposition of the pools published to it (and
+// the program's own sections), `404` for other paths and `405` for other methods, one request
+// a connection (Connection: close), each connection given 2 s in all. The pools are read from
+// this thread, as any outside reader does (no lock in the pool, no pause of its shards);
+// publishing is under a mutex, so a pool is never read after it is withdrawn.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <iosfwd>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -18,7 +20,7 @@
 #include <conpool/address.hpp>
 #include <conpool/metrics.hpp>
 
-namespace conpool::bench {
+namespace conpool::tools {
 
 class metrics_server {
  public:
@@ -38,6 +40,12 @@ class metrics_server {
   void publish(const pool& p, std::string name = {});
   /// Stops serving `p`; when it returns, no request reads it any more.
   void withdraw(const pool& p);
+  /// Adds metrics of the program's own after the pools' (`write` writes whole families, with
+  /// their HELP and TYPE lines, and may be called on the server's thread until
+  /// `clear_sections` or the server's end).
+  void add_section(std::function<void(std::ostream&)> write);
+  /// Drops the sections added.
+  void clear_sections();
   /// Requests answered so far (any path).
   [[nodiscard]] std::uint64_t served() const;
 
@@ -71,8 +79,9 @@ class metrics_server {
   socket_address address_;
   mutable std::mutex mutex_;
   std::vector<metrics_source> pools_;
+  std::vector<std::function<void(std::ostream&)>> sections_;
   std::uint64_t served_ = 0;
   std::thread thread_;
 };
 
-}  // namespace conpool::bench
+}  // namespace conpool::tools

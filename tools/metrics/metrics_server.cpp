@@ -13,7 +13,7 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace conpool::bench {
+namespace conpool::tools {
 
 namespace {
 
@@ -92,6 +92,16 @@ std::uint64_t metrics_server::served() const {
   return served_;
 }
 
+void metrics_server::add_section(std::function<void(std::ostream&)> write) {
+  std::lock_guard lock(mutex_);
+  sections_.push_back(std::move(write));
+}
+
+void metrics_server::clear_sections() {
+  std::lock_guard lock(mutex_);
+  sections_.clear();
+}
+
 std::string metrics_server::page() {
   std::ostringstream os;
   std::lock_guard lock(mutex_);  // held while the pools are read: withdraw waits for it
@@ -100,6 +110,7 @@ std::string metrics_server::page() {
   } else if (!pools_.empty()) {
     write_prometheus(os, pools_);
   }
+  for (const auto& write : sections_) write(os);
   return std::move(os).str();
 }
 
@@ -192,4 +203,4 @@ void metrics_server::answer(int fd) {
   ++served_;
 }
 
-}  // namespace conpool::bench
+}  // namespace conpool::tools

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+#include "proxy_stats.hpp"
+
+#include <charconv>
+#include <ostream>
+#include <string>
+
+namespace conpool::proxy {
+
+namespace {
+std::uint64_t load(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
+
+std::string number(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+}  // namespace
+
+std::uint64_t proxy_stats::answered(int status) const noexcept {
+  std::uint64_t n = 0;
+  for (unsigned i = 0; i < shards_; ++i) n += load(parts_[i].by_status[status]);
+  return n;
+}
+
+void proxy_stats::write(std::ostream& os) const {
+  std::uint64_t open = 0;
+  std::uint64_t total = 0;
+  std::uint64_t retries = 0;
+  for (unsigned i = 0; i < shards_; ++i) {
+    open += load(parts_[i].clients_open);
+    total += load(parts_[i].clients_total);
+    retries += load(parts_[i].retries);
+  }
+  os << "# HELP conpool_proxy_requests_total Requests answered, by status (the proxy's own "
+        "errors included).\n# TYPE conpool_proxy_requests_total counter\n";
+  for (int s = 100; s < 600; ++s) {
+    if (const std::uint64_t n = answered(s); n != 0) {
+      os << "conpool_proxy_requests_total{code=\"" << s << "\"} " << n << '\n';
+    }
+  }
+  os << "# HELP conpool_proxy_client_connections Client connections open.\n"
+        "# TYPE conpool_proxy_client_connections gauge\nconpool_proxy_client_connections "
+     << open << "\n# HELP conpool_proxy_client_connections_total Client connections accepted.\n"
+        "# TYPE conpool_proxy_client_connections_total counter\n"
+        "conpool_proxy_client_connections_total "
+     << total << "\n# HELP conpool_proxy_retries_total Idempotent requests sent again on a new "
+        "upstream connection after a stale one.\n# TYPE conpool_proxy_retries_total counter\n"
+        "conpool_proxy_retries_total "
+     << retries << '\n';
+  duration_histogram h;
+  double sum = 0;
+  for (unsigned i = 0; i < shards_; ++i) {
+    for (std::size_t b = 0; b < duration_histogram::bucket_count; ++b) {
+      h.counts[b] += load(parts_[i].latency_counts[b]);
+    }
+    sum += parts_[i].latency_sum.load(std::memory_order_relaxed);
+  }
+  const char* name = "conpool_proxy_upstream_response_seconds";
+  os << "# HELP " << name << " From the request's head sent upstream to the response's head.\n"
+     << "# TYPE " << name << " histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < duration_histogram::finite_buckets; ++b) {
+    cumulative += h.counts[b];
+    os << name << "_bucket{le=\""
+       << number(std::chrono::duration<double>(duration_histogram::bound(b)).count()) << "\"} "
+       << cumulative << '\n';
+  }
+  cumulative += h.counts[duration_histogram::finite_buckets];
+  os << name << "_bucket{le=\"+Inf\"} " << cumulative << '\n'
+     << name << "_sum " << number(sum) << '\n'
+     << name << "_count " << cumulative << '\n';
+}
+
+}  // namespace conpool::proxy
