@@ -41,6 +41,7 @@
 namespace conpool {
 
 class pool;
+struct duration_histogram;
 
 /// The Content-Type of the exposition.
 inline constexpr std::string_view prometheus_content_type =
@@ -60,5 +61,12 @@ void write_prometheus(std::ostream& os, const pool& p);
 void write_prometheus(std::ostream& os, std::span<const metrics_source> pools);
 /// `write_prometheus(os, p)` into a string.
 [[nodiscard]] std::string prometheus_text(const pool& p);
+
+/// The series of one histogram, as the pool's are written (`name_bucket` for each bound and
+/// +Inf, cumulative; `name_sum` in seconds; `name_count`), each with `labels` when given
+/// (`pool="a"`, already escaped). For a program adding durations of its own to the page; the
+/// family's HELP and TYPE lines are the caller's.
+void write_prometheus_histogram(std::ostream& os, std::string_view name,
+                                const duration_histogram& h, std::string_view labels = {});
 
 }  // namespace conpool

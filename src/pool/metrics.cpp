@@ -179,23 +179,7 @@ class writer {
   void histogram(std::string_view name, std::string_view help,
                  duration_histogram pool_histograms::*which) {
     header(name, "histogram", help);
-    for (const pool_snapshot& p : pools_) {
-      const duration_histogram& h = p.histograms.*which;
-      const std::string sep = p.pool_label.empty() ? "" : ",";
-      std::uint64_t cumulative = 0;
-      for (std::size_t i = 0; i < duration_histogram::finite_buckets; ++i) {
-        cumulative += h.counts[i];
-        const double le = std::chrono::duration<double>(duration_histogram::bound(i)).count();
-        os_ << name << "_bucket{" << p.pool_label << sep << "le=\"" << number(le) << "\"} "
-            << cumulative << '\n';
-      }
-      cumulative += h.counts[duration_histogram::finite_buckets];
-      os_ << name << "_bucket{" << p.pool_label << sep << "le=\"+Inf\"} " << cumulative << '\n';
-      const std::string braces = p.pool_label.empty() ? "" : '{' + p.pool_label + '}';
-      os_ << name << "_sum" << braces << ' '
-          << number(h.sum.count()) << '\n';
-      os_ << name << "_count" << braces << ' ' << cumulative << '\n';
-    }
+    for (const pool_snapshot& p : pools_) write_prometheus_histogram(os_, name, p.histograms.*which, p.pool_label);
   }
 
   std::ostream& os_;
@@ -230,6 +214,23 @@ void write_prometheus(std::ostream& os, const pool& p) {
   std::vector<pool_snapshot> snaps;
   snaps.push_back(snapshot(p, {}));
   writer(os, snaps).write();
+}
+
+void write_prometheus_histogram(std::ostream& os, std::string_view name,
+                                const duration_histogram& h, std::string_view labels) {
+  const std::string sep = labels.empty() ? "" : ",";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < duration_histogram::finite_buckets; ++i) {
+    cumulative += h.counts[i];
+    const double le = std::chrono::duration<double>(duration_histogram::bound(i)).count();
+    os << name << "_bucket{" << labels << sep << "le=\"" << number(le) << "\"} " << cumulative
+       << '\n';
+  }
+  cumulative += h.counts[duration_histogram::finite_buckets];
+  os << name << "_bucket{" << labels << sep << "le=\"+Inf\"} " << cumulative << '\n';
+  const std::string braces = labels.empty() ? "" : "{" + std::string(labels) + "}";
+  os << name << "_sum" << braces << ' ' << number(h.sum.count()) << '\n';
+  os << name << "_count" << braces << ' ' << cumulative << '\n';
 }
 
 std::string prometheus_text(const pool& p) {

@@ -361,3 +361,35 @@ TEST_CASE("conpool-proxy: SIGTERM drains: a request in flight completes, then th
   CHECK(slurp(dir.path / "slow.bin") == slow);
   CHECK(std::chrono::steady_clock::now() - stopping < 5s);
 }
+
+TEST_CASE("conpool-proxy: bad options exit 2 naming the option and value, before any I/O") {
+  const struct {
+    std::vector<std::string> args;
+    std::string message;
+  } cases[] = {
+      {{"--upstream", "http://127.0.0.1:1"}, "--listen: required"},
+      {{"--listen", "127.0.0.1:1"}, "--upstream: at least one is required"},
+      {{"--listen", "nope", "--upstream", "http://127.0.0.1:1"}, "--listen nope: not an IP address"},
+      {{"--listen", "127.0.0.1:1", "--upstream", "ftp://h:21"}, "ftp://h:21"},
+      {{"--listen", "127.0.0.1:1", "--upstream", "tcp://h:21"}, "scheme must be http:// or https://"},
+      {{"--listen", "127.0.0.1:1", "--upstream", "http://h:1/x"}, "a path is not supported"},
+      {{"--listen", "127.0.0.1:1", "--upstream", "http://h:1", "--shards", "65"}, "--shards 65: out of range"},
+      {{"--listen", "127.0.0.1:1", "--upstream", "http://h:1", "--response-timeout", "0"},
+       "--response-timeout 0: must be more than 0 seconds"},
+      {{"--listen", "127.0.0.1:1", "--upstream", "http://h:1", "--balance", "random"},
+       "--balance random: expected round-robin or least-loaded"},
+      {{"--listen", "127.0.0.1:1", "--upstream", "http://h:1", "--metrics", "x"}, "--metrics x:"},
+      {{"--frobnicate"}, "--frobnicate: unknown option"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv = {proxy_binary()};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    const bench::program_result r = run_program(argv);
+    INFO(c.message, " / ", r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(c.message) != std::string::npos);
+  }
+  const bench::program_result help = run_program({proxy_binary(), "--help"});
+  CHECK(help.status == 0);
+  CHECK(help.out.find("--upstream-connections N") != std::string::npos);
+}

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "options.hpp"
 
+#include "cli.hpp"
+
 #include <conpool/address.hpp>
 
 #include <algorithm>
@@ -62,22 +64,8 @@ const std::vector<preset> all_presets = {
 };
 constexpr std::size_t default_presets = 6;  // "all": the first six
 
-[[noreturn]] void bad(std::string_view option, std::string_view value, std::string_view why) {
-  std::string what(option);
-  if (!value.empty()) what.append(" ").append(value);
-  throw std::invalid_argument(what + ": " + std::string(why));
-}
-
-template <class T>
-T number(std::string_view option, std::string_view text, T low, T high) {
-  T v{};
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || p != text.data() + text.size()) bad(option, text, "not a number");
-  if (!(v >= low && v <= high)) {
-    bad(option, text, "out of range " + std::to_string(low) + ".." + std::to_string(high));
-  }
-  return v;
-}
+using tools::bad;
+using tools::number;
 
 void add_presets(options& o, std::string_view list) {
   while (!list.empty()) {

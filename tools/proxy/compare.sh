@@ -78,7 +78,7 @@ EOF
 cat >"$dir/haproxy.cfg" <<EOF
 global
   nbthread 1
-  maxconn 10000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s

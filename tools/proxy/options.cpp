@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "options.hpp"
 
+#include "cli.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <iostream>
@@ -35,22 +37,8 @@ keep-alive connections, one shard (thread, io_uring) per --shards, all sharing o
   --help                      this text
 )";
 
-[[noreturn]] void bad(std::string_view option, std::string_view value, std::string_view why) {
-  std::string what(option);
-  if (!value.empty()) what.append(" ").append(value);
-  throw std::invalid_argument(what + ": " + std::string(why));
-}
-
-template <class T>
-T number(std::string_view option, std::string_view text, T low, T high) {
-  T v{};
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || p != text.data() + text.size()) bad(option, text, "not a number");
-  if (!(v >= low && v <= high)) {
-    bad(option, text, "out of range " + std::to_string(low) + ".." + std::to_string(high));
-  }
-  return v;
-}
+using tools::bad;
+using tools::number;
 
 double seconds(std::string_view option, std::string_view text) {
   const double v = number<double>(option, text, 0, 86400);

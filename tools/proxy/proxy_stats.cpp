@@ -1,20 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "proxy_stats.hpp"
 
-#include <charconv>
 #include <ostream>
-#include <string>
+
+#include <conpool/metrics.hpp>
 
 namespace conpool::proxy {
 
 namespace {
 std::uint64_t load(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
-
-std::string number(double v) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, end);
-}
 }  // namespace
 
 std::uint64_t proxy_stats::answered(int status) const noexcept {
@@ -49,27 +43,16 @@ void proxy_stats::write(std::ostream& os) const {
         "conpool_proxy_retries_total "
      << retries << '\n';
   duration_histogram h;
-  double sum = 0;
   for (unsigned i = 0; i < shards_; ++i) {
     for (std::size_t b = 0; b < duration_histogram::bucket_count; ++b) {
       h.counts[b] += load(parts_[i].latency_counts[b]);
     }
-    sum += parts_[i].latency_sum.load(std::memory_order_relaxed);
+    h.sum += std::chrono::duration<double>(parts_[i].latency_sum.load(std::memory_order_relaxed));
   }
   const char* name = "conpool_proxy_upstream_response_seconds";
   os << "# HELP " << name << " From the request's head sent upstream to the response's head.\n"
      << "# TYPE " << name << " histogram\n";
-  std::uint64_t cumulative = 0;
-  for (std::size_t b = 0; b < duration_histogram::finite_buckets; ++b) {
-    cumulative += h.counts[b];
-    os << name << "_bucket{le=\""
-       << number(std::chrono::duration<double>(duration_histogram::bound(b)).count()) << "\"} "
-       << cumulative << '\n';
-  }
-  cumulative += h.counts[duration_histogram::finite_buckets];
-  os << name << "_bucket{le=\"+Inf\"} " << cumulative << '\n'
-     << name << "_sum " << number(sum) << '\n'
-     << name << "_count " << cumulative << '\n';
+  write_prometheus_histogram(os, name, h);
 }
 
 }  // namespace conpool::proxy
