@@ -128,7 +128,7 @@ TEST_CASE("proxy http: a chunked body's end is found at every split, extensions 
     CHECK(taken == body.size());
   }
   for (const char* broken : {"x\r\n", "5\r\nhelloX\r\n", "5\nhello", "\r\n", "10000000000000000\r\n",
-                             "0\r\nTrailer\n"}) {
+                             "0\r\nTrailer\n", "5 xyz\r\n"}) {
     CAPTURE(broken);
     chunked_scanner s;
     (void)s.feed(broken);
@@ -166,10 +166,43 @@ TEST_CASE("proxy http: heads for the next hop drop hop-by-hop fields and add Via
                          "Transfer-Encoding: chunked\r\nServer: nginx\r\n\r\n",
                          65536, false, resp) == parse_status::done);
   out.clear();
-  write_client_response(resp, false, out);
+  write_client_response(resp, false, 1, out);
   CHECK(out ==
         "HTTP/1.1 200 OK\r\nServer: nginx\r\nVia: 1.1 conpool-proxy\r\nTransfer-Encoding: chunked\r\n"
         "Connection: close\r\n\r\n");
+  // A Connection field cannot take the framing or Host away: the next hop gets one canonical
+  // Content-Length (a smuggling attempt otherwise: the body would read as a second request).
+  request_head sneaky;
+  REQUIRE(parse_request("POST / HTTP/1.1\r\nHost: a\r\nConnection: close, Content-Length, Host\r\n"
+                        "Content-Length: 5\r\n\r\nhello",
+                        16384, sneaky) == parse_status::done);
+  out.clear();
+  write_upstream_request(sneaky, "c", "u", out);
+  CHECK(out == "POST / HTTP/1.1\r\nHost: a\r\nVia: 1.1 conpool-proxy\r\nX-Forwarded-For: c\r\n"
+               "Content-Length: 5\r\n\r\n");
+  // Both Content-Length and chunked from the upstream: the client gets chunked alone; a
+  // HEAD's length is passed on; an HTTP/1.0 client kept hears keep-alive.
+  response_head both;
+  REQUIRE(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                         65536, false, both) == parse_status::done);
+  out.clear();
+  write_client_response(both, true, 1, out);
+  CHECK(out.find("Content-Length") == std::string::npos);
+  response_head head;
+  REQUIRE(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n", 65536, true, head) ==
+          parse_status::done);
+  out.clear();
+  write_client_response(head, true, 0, out);
+  CHECK(out == "HTTP/1.1 200 OK\r\nVia: 1.1 conpool-proxy\r\nContent-Length: 17\r\n"
+               "Connection: keep-alive\r\n\r\n");
+  request_head empty_length;
+  CHECK(parse_request("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: ,\r\n\r\n", 16384, empty_length) ==
+        parse_status::bad);
+  request_head crlfs;
+  std::string many;
+  for (int i = 0; i < 20; ++i) many += "\r\n";
+  CHECK(parse_request(many + "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 16384, crlfs) == parse_status::bad);
+
   const std::string e = error_response(502, "127.0.0.1:1: Connection refused", true);
   CHECK(e.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
   CHECK(e.find("Connection: close") == std::string::npos);

@@ -65,7 +65,10 @@ parse_status find_head(std::string_view bytes, std::size_t limit, bool skip_empt
                        std::size_t& lead, std::size_t& end, std::string& why) {
   lead = 0;
   if (skip_empty) {
-    while (bytes.size() >= lead + 2 && bytes[lead] == '\r' && bytes[lead + 1] == '\n') lead += 2;
+    // A few (a client's CRLF after a body); more are not a request and fail as one.
+    while (lead < 8 && bytes.size() >= lead + 2 && bytes[lead] == '\r' && bytes[lead + 1] == '\n') {
+      lead += 2;
+    }
   }
   const std::string_view window = bytes.substr(0, std::min(bytes.size(), lead + limit));
   const std::size_t at = window.find("\r\n\r\n", lead);
@@ -137,7 +140,9 @@ bool content_length(const std::vector<field>& fields, bool& present, std::uint64
   bool ok = true;
   for (const field& f : fields) {
     if (!iequals(f.name, "content-length")) continue;
+    int elements = 0;
     for_each_element(f.value, [&](std::string_view e) {
+      ++elements;
       std::uint64_t v = 0;
       const auto [p, ec] = std::from_chars(e.data(), e.data() + e.size(), v);
       if (ec != std::errc{} || p != e.data() + e.size() || e.front() == '+' || e.front() == '-') {
@@ -150,7 +155,7 @@ bool content_length(const std::vector<field>& fields, bool& present, std::uint64
       present = true;
       n = v;
     });
-    if (f.value.empty()) {
+    if (elements == 0) {
       why = "an empty Content-Length";
       ok = false;
     }
@@ -176,15 +181,17 @@ bool connection_has(const std::vector<field>& fields, std::string_view token) {
   return false;
 }
 
-// Hop-by-hop (RFC 9110 §7.6.1), or named by the message's Connection fields.
+// Hop-by-hop (RFC 9110 §7.6.1), or named by the message's Connection fields. The framing
+// fields are the proxy's to write (never copied), and Host is never dropped: a Connection
+// field naming them must not change how the next hop frames the message.
 bool hop_by_hop(const std::vector<field>& fields, std::string_view name) {
-  static constexpr std::array<std::string_view, 8> always = {
+  static constexpr std::array<std::string_view, 9> always = {
       "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
-      "trailer", "proxy-authorization"};
+      "trailer", "proxy-authorization", "content-length"};
   for (std::string_view h : always) {
     if (iequals(name, h)) return true;
   }
-  return connection_has(fields, name);
+  return !iequals(name, "host") && connection_has(fields, name);
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -264,12 +271,14 @@ parse_status parse_request(std::string_view bytes, std::size_t limit, request_he
       out.host = f.value;
     }
   }
+  out.host_given = hosts > 0;
   if (hosts > 1 || (out.minor == 1 && hosts == 0)) {
     out.why = hosts > 1 ? "Host given twice" : "no Host (HTTP/1.1 requires it)";
     return parse_status::bad;
   }
   bool has_length = false;
   if (!content_length(out.fields, has_length, out.length, out.why)) return parse_status::bad;
+  out.length_given = has_length;
   const std::vector<std::string_view> te = codings(out.fields);
   out.body = framing::none;
   if (!te.empty() || !find_field(out.fields, "transfer-encoding").empty()) {
@@ -318,6 +327,8 @@ parse_status parse_response(std::string_view bytes, std::size_t limit, bool to_h
 
   bool has_length = false;
   if (!content_length(out.fields, has_length, out.length, out.why)) return parse_status::bad;
+  out.length_given = has_length;
+  out.codings = find_field(out.fields, "transfer-encoding");
   const std::vector<std::string_view> te = codings(out.fields);
   out.keep_alive = out.minor == 1 ? !connection_has(out.fields, "close")
                                   : connection_has(out.fields, "keep-alive");
@@ -354,8 +365,10 @@ std::size_t chunked_scanner::feed(std::string_view bytes) noexcept {
             return i;
           }
           left_ = left_ * 16 + static_cast<std::uint64_t>(d);
-        } else if (digits_ > 0 && (c == ';' || c == ' ' || c == '\t')) {
+        } else if (digits_ > 0 && c == ';') {
           at_ = at::extension;
+        } else if (digits_ > 0 && (c == ' ' || c == '\t')) {
+          at_ = at::size_ws;  // BWS before an extension (RFC 9112 §7.1.1)
         } else if (digits_ > 0 && c == '\r') {
           at_ = at::size_lf;
         } else {
@@ -365,6 +378,17 @@ std::size_t chunked_scanner::feed(std::string_view bytes) noexcept {
         ++i;
         break;
       }
+      case at::size_ws:
+        if (c == ';') {
+          at_ = at::extension;
+        } else if (c == '\r') {
+          at_ = at::size_lf;
+        } else if (c != ' ' && c != '\t') {
+          state_ = state::bad;
+          return i;
+        }
+        ++i;
+        break;
       case at::extension:
         if (c == '\r') {
           at_ = at::size_lf;
@@ -435,23 +459,39 @@ std::size_t chunked_scanner::feed(std::string_view bytes) noexcept {
 void write_upstream_request(const request_head& r, std::string_view client,
                             std::string_view upstream, std::string& out) {
   out.append(r.method).append(" ").append(r.target).append(" HTTP/1.1\r\n");
-  if (r.host.empty()) append_field(out, "Host", upstream);
+  if (!r.host_given) append_field(out, "Host", upstream);
   // Expect: 100-continue is answered by the proxy itself; X-Forwarded-For is rewritten below.
   copy_fields(r.fields, r.minor, {"expect", "x-forwarded-for"}, out);
   std::string xff(find_field(r.fields, "x-forwarded-for"));
   xff.append(xff.empty() ? "" : ", ").append(client);
   append_field(out, "X-Forwarded-For", xff);
-  if (r.body == framing::chunked) append_field(out, "Transfer-Encoding", "chunked");
+  if (r.body == framing::chunked) {
+    append_field(out, "Transfer-Encoding", "chunked");
+  } else if (r.body == framing::length || r.length_given) {
+    append_field(out, "Content-Length", std::to_string(r.body == framing::length ? r.length : 0));
+  }
   out.append("\r\n");
 }
 
-void write_client_response(const response_head& r, bool keep_alive, std::string& out) {
+void write_client_response(const response_head& r, bool keep_alive, int client_minor,
+                           std::string& out) {
   char code[4] = {static_cast<char>('0' + r.status / 100), static_cast<char>('0' + r.status / 10 % 10),
                   static_cast<char>('0' + r.status % 10), 0};
   out.append("HTTP/1.1 ").append(code).append(" ").append(r.reason).append("\r\n");
   copy_fields(r.fields, r.minor, {}, out);
-  if (r.body == framing::chunked) append_field(out, "Transfer-Encoding", "chunked");
-  if (!keep_alive) append_field(out, "Connection", "close");
+  if (r.body == framing::chunked) {
+    append_field(out, "Transfer-Encoding", "chunked");
+  } else if (r.body == framing::until_close && !r.codings.empty()) {
+    append_field(out, "Transfer-Encoding", r.codings);  // codings the client decodes; ends at close
+  } else if (r.body == framing::length || (r.body == framing::none && r.length_given)) {
+    // A HEAD's or a 304's length describes the representation: passed on as it is.
+    append_field(out, "Content-Length", std::to_string(r.length));
+  }
+  if (!keep_alive) {
+    append_field(out, "Connection", "close");
+  } else if (client_minor == 0) {
+    append_field(out, "Connection", "keep-alive");
+  }
   out.append("\r\n");
 }
 
@@ -460,7 +500,9 @@ std::string error_response(int status, std::string_view detail, bool keep_alive)
   switch (status) {
     case 400: reason = "Bad Request"; break;
     case 408: reason = "Request Timeout"; break;
+    case 405: reason = "Method Not Allowed"; break;
     case 413: reason = "Content Too Large"; break;
+    case 417: reason = "Expectation Failed"; break;
     case 431: reason = "Request Header Fields Too Large"; break;
     case 500: reason = "Internal Server Error"; break;
     case 501: reason = "Not Implemented"; break;

@@ -47,7 +47,9 @@ struct request_head {
   std::vector<field> fields;
   framing body = framing::none;
   std::uint64_t length = 0;  ///< with framing::length
+  bool length_given = false; ///< a Content-Length field was sent (0 included)
   bool keep_alive = true;    ///< the client may send another request on this connection
+  bool host_given = false;   ///< a Host field was sent (it may be empty)
   std::string_view host;     ///< the Host field (required in HTTP/1.1)
   std::size_t head_size = 0;
   std::string why;  ///< what was wrong, for a `bad` parse
@@ -63,6 +65,8 @@ struct response_head {
   std::vector<field> fields;
   framing body = framing::none;
   std::uint64_t length = 0;
+  bool length_given = false;
+  std::string_view codings;  ///< Transfer-Encoding as sent (an until-close body keeps it)
   bool keep_alive = true;  ///< the server keeps the connection after this response
   std::size_t head_size = 0;
   std::string why;
@@ -90,8 +94,8 @@ class chunked_scanner {
   [[nodiscard]] state status() const noexcept { return state_; }
 
  private:
-  enum class at : std::uint8_t { size, extension, size_lf, data, data_cr, data_lf, trailer_start,
-                                 trailer, trailer_lf, last_lf };
+  enum class at : std::uint8_t { size, size_ws, extension, size_lf, data, data_cr, data_lf,
+                                 trailer_start, trailer, trailer_lf, last_lf };
   at at_ = at::size;
   state state_ = state::more;
   std::uint64_t left_ = 0;  // bytes of the current chunk's data still to come
@@ -101,17 +105,19 @@ class chunked_scanner {
 
 /// The request head for the upstream: its request line (HTTP/1.1), the client's fields but
 /// hop-by-hop ones (Connection and the fields it names, Keep-Alive, Proxy-Connection, TE,
-/// Transfer-Encoding, Upgrade, Trailer), `Transfer-Encoding: chunked` for a chunked body,
+/// Transfer-Encoding, Upgrade, Trailer), the framing written anew from what was parsed (one
+/// `Content-Length`, or `Transfer-Encoding: chunked`: a Connection field cannot remove them),
 /// `Via: 1.<minor> conpool-proxy` and `X-Forwarded-For` (appended to the client's) with
 /// `client`; `Host: upstream` when the client sent none (HTTP/1.0).
 void write_upstream_request(const request_head& r, std::string_view client,
                             std::string_view upstream, std::string& out);
 
-/// The response head for the client: the status line, the upstream's fields but hop-by-hop
-/// ones, `Via`, the framing the client gets (`Transfer-Encoding: chunked` passed on for a
-/// chunked body; an until-close body closes the client connection too), and
-/// `Connection: close` when `keep_alive` is false.
-void write_client_response(const response_head& r, bool keep_alive, std::string& out);
+/// The response head for the client (HTTP/1.`client_minor`): the status line, the upstream's
+/// fields but hop-by-hop ones, `Via`, the framing written anew (one Content-Length; chunked;
+/// an until-close body's codings as sent), and `Connection: close` when `keep_alive` is
+/// false (`Connection: keep-alive` to an HTTP/1.0 client kept).
+void write_client_response(const response_head& r, bool keep_alive, int client_minor,
+                           std::string& out);
 
 /// A complete error response the proxy makes itself ("502 Bad Gateway", a short text body).
 std::string error_response(int status, std::string_view detail, bool keep_alive);

@@ -27,6 +27,15 @@ clock::duration span(double seconds) {
   return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
 }
 
+bool equal_ignoring_case(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
 bool stale_error(std::error_code e) {
   return e == errc::end_of_stream || e == std::errc::connection_reset ||
          e == std::errc::broken_pipe || e == std::errc::connection_aborted;
@@ -49,6 +58,7 @@ struct shard_server::client {
   std::string peer;
   clock::time_point deadline = clock::time_point::max();
   int upstream_fd = -1;    // waiting on an upstream: its socket (the sweep cuts that wait)
+  bool reading = true;     // a client wait is a read (a late 408 can still be written)
   bool idle = false;       // waiting for a request head with nothing of it read yet
   bool timed_out = false;  // the sweep cut the current wait short
   client* prev = nullptr;
@@ -70,10 +80,13 @@ struct shard_server::client {
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
-  /// The next wait (on the upstream's socket `fd`, or the client's when -1) may last `seconds`.
-  void waits(double seconds, int fd = -1) {
+  /// The next wait (on the upstream's socket `fd`, or the client's when -1: a read, or a
+  /// write when `!read`) may last `seconds`. Call it before every wait, and with no fd before
+  /// the upstream connection goes back or closes (its number may be another socket's next).
+  void waits(double seconds, int fd = -1, bool read = true) {
     deadline = clock::now() + span(seconds);
     upstream_fd = fd;
+    reading = read;
     timed_out = false;
   }
 };
@@ -98,8 +111,13 @@ void shard_server::sweep() noexcept {
     if (now < c->deadline) continue;
     c->deadline = clock::time_point::max();
     c->timed_out = true;
-    // The wait ends: the upstream's read or write (then 504), or the client's (closed).
-    ::shutdown(c->upstream_fd >= 0 ? c->upstream_fd : c->conn.native_handle(), SHUT_RDWR);
+    // The wait ends: the upstream's read or write (then 504), or the client's: a read ends
+    // with its receiving side only (a 408 can still go out), a write with both.
+    if (c->upstream_fd >= 0) {
+      ::shutdown(c->upstream_fd, SHUT_RDWR);
+    } else {
+      ::shutdown(c->conn.native_handle(), c->reading ? SHUT_RD : SHUT_RDWR);
+    }
   }
 }
 
@@ -155,7 +173,13 @@ task<void> shard_server::accept_loop(scope& clients) {
     result<flow> f = co_await listener_->accept();
     if (!f) {
       if (f.error() == std::errc::operation_canceled) co_return;
-      continue;  // a client gone before its accept, or out of descriptors for a moment
+      if (f.error() == std::errc::too_many_files_open ||
+          f.error() == std::errc::too_many_files_open_in_system) {
+        // Out of descriptors: the connection stays queued; pause rather than spin.
+        result<void> paused = co_await sleep_for(std::chrono::milliseconds(50));
+        if (!paused) co_return;
+      }
+      continue;  // a client gone before its accept
     }
     std::string peer = "unknown";
     if (result<socket_address> a = socket_address::peer_of(f->native_handle())) peer = a->host();
@@ -214,7 +238,10 @@ task<shard_server::body_result> shard_server::move_body(client& me, read_buffer&
       res.failed = res.source_failed = res.too_large = true;
       co_return res;
     }
-    // The head goes out with the body's first bytes: one send for a small message.
+    // The head goes out with the body's first bytes: one send for a small message. The write
+    // has a deadline of its own: a peer that stops reading is cut, not waited for.
+    me.waits(from_upstream ? shared_.opts.client_timeout : shared_.opts.response_timeout,
+             from_upstream ? -1 : dst.native_handle(), false);
     result<void> w = result<void>{};
     if (!prefix.empty()) {
       prefix.append(avail.substr(0, take));
@@ -223,9 +250,9 @@ task<shard_server::body_result> shard_server::move_body(client& me, read_buffer&
     } else if (take > 0) {
       w = co_await dst.write_all(avail.substr(0, take));
     }
-    if (!w) {
+    if (!w || me.timed_out) {
       res.failed = true;  // the sink
-      res.error = w.error();
+      res.error = w ? make_error_code(errc::timed_out) : w.error();
       co_return res;
     }
     buf.consume(take);
@@ -246,6 +273,7 @@ task<shard_server::body_result> shard_server::move_body(client& me, read_buffer&
 
 task<bool> shard_server::answer(client& me, int status, std::string_view detail, bool keep) {
   stats_.answered(status);
+  me.waits(shared_.opts.client_timeout, -1, false);
   // Named, not a temporary in the co_await: g++ 12 destroys such temporaries twice.
   const std::string text = error_response(status, detail, keep);
   const bool sent = static_cast<bool>(co_await me.conn.write_all(text));
@@ -290,19 +318,30 @@ task<void> shard_server::serve(flow conn, std::string peer) {
       (void)co_await answer(me, 413, "the request body is over the limit", false);
       co_return;
     }
+    if (req.method == "CONNECT") {
+      (void)co_await answer(me, 405, "CONNECT: this is a reverse proxy", false);
+      co_return;
+    }
+    const std::string_view expect = find_field(req.fields, "expect");
+    const bool continue_expected = equal_ignoring_case(expect, "100-continue");
+    if (!expect.empty() && !continue_expected) {
+      (void)co_await answer(me, 417, "only Expect: 100-continue is understood", false);
+      co_return;
+    }
     exchange x;
     x.head_request = req.method == "HEAD";
     x.may_retry = req.idempotent() && req.body == framing::none;
     x.keep = req.keep_alive;
-    x.continue_first = req.minor == 1 && req.body != framing::none &&
-                       find_field(req.fields, "expect").size() == 12;  // "100-continue"
+    x.continue_first = req.minor == 1 && req.body != framing::none && continue_expected;
     x.client_minor = req.minor;
     x.body = {req.body, req.length, o.max_body_bytes};
     x.which = choose();
     out.clear();
     write_upstream_request(req, me.peer, shared_.upstreams[x.which].authority, out);
     in.consume(req.head_size);  // `req` points into these bytes: not used past here
-    if (!co_await forward(me, in, up, out, head, x) || stopping_) co_return;
+    // Bound to a name first (a g++ 12 pitfall: see `sweeper`).
+    const bool more = co_await forward(me, in, up, out, head, x);
+    if (!more || stopping_) co_return;
   }
 }
 
@@ -319,23 +358,30 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
   // A failure before the body was read leaves the client connection unusable.
   const bool keep_if_failed = x.keep && !body_pending && !stopping_;
 
-  me.waits(o.queue_timeout + o.connect_timeout);
+  // The pool's acquire_timeout bounds this wait; the sweep only backs it up (a second later).
+  me.waits(o.queue_timeout + o.connect_timeout + 1);
   result<connection> c = co_await shared_.upstream_pool.acquire(handles_[x.which]);
   if (!c) {
     const std::string why = describe(c.error(), target.ep);
     co_return co_await answer(me, acquire_status(c.error()), why, keep_if_failed);
   }
-  if (x.continue_first && !co_await me.conn.write_all(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"))) {
-    shared_.upstream_pool.release(std::move(*c));
-    co_return false;
+  if (x.continue_first) {
+    me.waits(o.client_timeout, -1, false);
+    result<void> told = co_await me.conn.write_all(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
+    if (!told) {
+      shared_.upstream_pool.release(std::move(*c));
+      co_return false;
+    }
   }
 
   bool retried = false;
+  bool body_done = !body_pending;  // the request read whole: the client connection may go on
   response_head resp;
   clock::time_point sent_at;
   for (;;) {  // an attempt: at most two, the second on a new connection after a stale one
     up.clear();
-    me.waits(o.response_timeout, c->flow().native_handle());
+    const std::uint64_t read_before = c->flow().bytes_read();
+    me.waits(o.response_timeout, c->flow().native_handle(), false);
     head.assign(out);  // `out` is kept for a retry
     body_result sent;
     if (body_pending) {
@@ -345,8 +391,10 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
       sent.error = w.error();
     }
     std::error_code failure;
+    if (!sent.failed) body_done = true;
     if (sent.failed) {
       if (sent.too_large || sent.malformed || sent.source_failed) {
+        me.waits(o.client_timeout);
         shared_.upstream_pool.close(std::move(*c));
         if (sent.too_large) co_return co_await answer(me, 413, "the request body is over the limit", false);
         if (sent.malformed) co_return co_await answer(me, 400, "a malformed chunked body", false);
@@ -359,10 +407,18 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
       me.waits(o.response_timeout, c->flow().native_handle());
       for (;;) {
         const parse_status st = parse_response(up.data(), max_response_head, x.head_request, resp);
-        if (st == parse_status::done && resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+        if (st == parse_status::done && resp.status == 101) {
+          // The upstream switched protocols: nothing this proxy can carry (Upgrade is dropped).
+          me.waits(o.client_timeout);
+          shared_.upstream_pool.close(std::move(*c));
+          co_return co_await answer(me, 502, "the upstream switched protocols (101)", false);
+        }
+        if (st == parse_status::done && resp.status >= 100 && resp.status < 200) {
           // An interim response: passed on to an HTTP/1.1 client, then the final one.
           if (x.client_minor == 1 && resp.status != 100) {
+            me.waits(o.client_timeout, -1, false);
             (void)co_await me.conn.write_all(up.data().substr(0, resp.head_size));
+            me.waits(o.response_timeout, c->flow().native_handle());
           }
           up.consume(resp.head_size);
           resp = response_head{};
@@ -370,6 +426,7 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
         }
         if (st == parse_status::done) break;
         if (st != parse_status::incomplete) {
+          me.waits(o.client_timeout);
           shared_.upstream_pool.close(std::move(*c));
           const std::string why = "a malformed response from " + target.ep.to_string() + ": " + resp.why;
           co_return co_await answer(me, 502, why, x.keep && !stopping_);
@@ -384,9 +441,11 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
     if (!failure) break;
     // A reused connection the upstream had closed: a request safe to send twice goes again, on
     // a new connection opened in its place (nothing of a response was read).
-    if (!retried && x.may_retry && c->reused() && up.data().empty() && stale_error(failure)) {
+    if (!retried && x.may_retry && c->reused() && c->flow().bytes_read() == read_before &&
+        stale_error(failure)) {
       retried = true;
       stats_.add(stats_.retries);
+      me.waits(o.queue_timeout + o.connect_timeout + 1);  // the stale socket's number goes
       c = co_await shared_.upstream_pool.reopen_stale(std::move(*c), failure);
       if (!c) {
     const std::string why = describe(c.error(), target.ep);
@@ -394,32 +453,36 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
   }
       continue;
     }
+    me.waits(o.client_timeout);
     shared_.upstream_pool.close(std::move(*c));
+    // A request whose body was not all read leaves its rest on the client connection: closed.
+    const bool keep_after = x.keep && body_done && !stopping_;
     if (failure == errc::timed_out) {
       const std::string why = target.ep.to_string() + ": no response within --response-timeout";
-      co_return co_await answer(me, 504, why, x.keep && !stopping_);
+      co_return co_await answer(me, 504, why, keep_after);
     }
     const std::string why = describe(failure, target.ep);
-    co_return co_await answer(me, 502, why, x.keep && !stopping_);
+    co_return co_await answer(me, 502, why, keep_after);
   }
   stats_.upstream_took(clock::now() - sent_at);
 
   // ---- the response: head and body, streamed ----
   const bool keep = x.keep && resp.body != framing::until_close && !stopping_;
   out.clear();
-  write_client_response(resp, keep, out);
+  write_client_response(resp, keep, x.client_minor, out);
   up.consume(resp.head_size);
   const int status = resp.status;
   const bool upstream_keeps = resp.keep_alive;
   body_result moved =
       co_await move_body(me, up, c->flow(), true, me.conn, {resp.body, resp.length, UINT64_MAX}, out);
+  const bool cut = me.timed_out;  // a wait of the body was cut: the upstream socket is shut
   me.waits(o.client_timeout);
   stats_.answered(status);
   if (moved.failed) {
     shared_.upstream_pool.close(std::move(*c));
     co_return false;  // the head went out already: the client connection is all we can close
   }
-  if (upstream_keeps && up.data().empty()) {
+  if (upstream_keeps && up.data().empty() && !cut) {
     shared_.upstream_pool.release(std::move(*c));
   } else {
     shared_.upstream_pool.close(std::move(*c));
