@@ -366,6 +366,92 @@ TEST_CASE("pool: acquire_timeout bounds the wait at the limit") {
   });
 }
 
+TEST_CASE("pool: waiters at the limit share the part's one timer for acquire_timeout") {
+  for_each_ring_mode([](ring_mode m) {
+    config c;
+    c.max_connections_per_endpoint = 1;
+    c.acquire_timeout = 5s;  // long: every waiter below is served, none times out
+    with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      CHECK(co_await echo_on(p, ep, "warm") == "warm");
+      auto sqes = [] { return shard::current()->counters().sqes; };
+      constexpr int waiters = 16;
+      int served = 0;
+      std::uint64_t start = 0;
+      co_await scoped([&](scope& sc) -> task<void> {
+        result<connection> held = co_await p.acquire(ep);
+        REQUIRE(held.has_value());
+        start = sqes();
+        // Each waiter takes the connection in turn and hands it straight back: no I/O of its
+        // own, so every SQE counted below is the waits'.
+        auto wait_then_release = [&p, &ep, &served]() -> task<void> {
+          result<connection> got = co_await p.acquire(ep);
+          REQUIRE(got.has_value());
+          ++served;
+          p.release(std::move(*got));
+        };
+        for (int i = 0; i < waiters; ++i) sc.spawn(wait_then_release());
+        (void)co_await io::nop();  // they all queue
+        CHECK(p.stats(ep).waiting == waiters);
+        p.release(std::move(*held));
+        co_await sc.join();
+      });
+      const std::uint64_t spent = sqes() - start;
+      CAPTURE(spent);
+      CHECK(served == waiters);
+      // One timer for the part (armed once, or moved once), not a TIMEOUT and a
+      // TIMEOUT_REMOVE a wait: 2 x 16 SQEs before.
+      CHECK(spent <= 4);
+      CHECK(p.stats(ep).acquire_timeouts == 0);
+      CHECK(p.stats(ep).total_created == 1);
+      check_stats_add_up(p);
+    });
+  });
+}
+
+TEST_CASE("pool: a waiter's acquire_timeout ends it in time while others are still served") {
+  for_each_ring_mode([](ring_mode m) {
+    config c;
+    c.max_connections_per_endpoint = 1;
+    c.acquire_timeout = 50ms;
+    with_pool(m, c, [](pool& p, test_server& server) -> task<void> {
+      const endpoint ep = server.where();
+      result<connection> held = co_await p.acquire(ep);
+      REQUIRE(held.has_value());
+      std::vector<std::error_code> errors;
+      std::vector<std::chrono::steady_clock::duration> waited;
+      co_await scoped([&](scope& sc) -> task<void> {
+        auto waiter = [&p, &ep, &errors, &waited]() -> task<void> {
+          const auto began = std::chrono::steady_clock::now();
+          result<connection> got = co_await p.acquire(ep);
+          waited.push_back(std::chrono::steady_clock::now() - began);
+          errors.push_back(got ? std::error_code{} : got.error());
+          if (got) p.release(std::move(*got));
+        };
+        for (int i = 0; i < 3; ++i) sc.spawn(waiter());
+        co_await sc.join();
+      });
+      // Nobody gave the connection back: all three end at their deadline, none much later
+      // (the part's timer fires once for the three; their deadlines are microseconds apart).
+      REQUIRE(errors.size() == 3);
+      for (std::size_t i = 0; i < errors.size(); ++i) {
+        CAPTURE(i);
+        CHECK(errors[i] == errc::acquire_timeout);
+        CHECK(waited[i] >= 45ms);
+        CHECK(waited[i] < 2s);
+      }
+      CHECK(p.stats(ep).acquire_timeouts == 3);
+      CHECK(p.stats(ep).waiting == 0);
+      // The one still held goes back and is lent again: the pool is sound after the timeouts.
+      p.release(std::move(*held));
+      result<connection> again = co_await p.acquire(ep);
+      CHECK(again.has_value());
+      if (again) p.release(std::move(*again));
+      check_stats_add_up(p);
+    });
+  });
+}
+
 TEST_CASE("pool: cancelled during connect, during use, while waiting") {
   for_each_ring_mode([](ring_mode m) {
     // A listener whose backlog is full: connects to it hang.

@@ -15,6 +15,7 @@
 ///   conpool::shard s;
 ///   int v = s.run([]() -> task<int> { co_await sleep_for(1ms); co_return 7; }());
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
@@ -70,6 +71,10 @@ class shard {
 
   /// The shard of the calling thread, or nullptr.
   static shard* current() noexcept;
+  /// The time of the calling shard's loop turn: the steady clock as read once each time the
+  /// loop comes back from the kernel, the clock the pool's own deadlines use. Free (no clock
+  /// read), and for deadlines as fine as a turn. Off a shard's thread: the steady clock now.
+  static std::chrono::steady_clock::time_point now() noexcept;
 
   /// Runs `t` to completion on this shard's loop and gives its value (or rethrows its
   /// exception). Also rethrows the first exception of a spawned task. Throws std::logic_error

@@ -13,6 +13,9 @@
 namespace conpool {
 
 using detail::endpoint_slab;
+using detail::loop_clock;
+using detail::loop_now;
+using detail::pool_core;
 using detail::slot;
 using detail::slot_state;
 using detail::slot_waiter;
@@ -23,11 +26,8 @@ namespace {
 
 void waiter_cancelled(detail::cancel_hook* h) noexcept {
   auto* w = static_cast<slot_waiter*>(h);
-  w->slab->remove_waiter(w);
-  w->slab->core.note_unused(*w->slab);
   w->cancelled = true;
-  w->node->unpark(w);
-  detail::shard_core::current().schedule(w->handle);
+  pool_core::drop_waiter(w);
 }
 
 struct turn_awaiter {
@@ -45,10 +45,15 @@ struct turn_awaiter {
       w.pool_closed = true;
       return false;
     }
+    if (w.deadline <= loop_now()) {  // no time left to wait
+      w.timed_out = true;
+      return false;
+    }
     w.handle = h;
     w.node = node;
     slab.add_waiter(&w);
     if (node != nullptr) node->park(&w);
+    if (w.deadline != loop_clock::time_point::max()) slab.core.wait_until(w.deadline);
     if (slab.bit != 0) {
       detail::shard_core::current().hold();  // another shard may be the one to wake it
       held = true;
@@ -63,14 +68,16 @@ struct turn_awaiter {
 };
 
 // The next slot the slab frees for this task: a released connection (handed out already) or an
-// empty slot to open a connection in.
-task<result<slot*>> wait_turn(endpoint_slab& slab) {
+// empty slot to open a connection in; errc::timed_out once `deadline` passed.
+task<result<slot*>> wait_turn(endpoint_slab& slab, loop_clock::time_point deadline) {
   slot_waiter w;
   w.request = &waiter_cancelled;
   w.slab = &slab;
+  w.deadline = deadline;
   co_await turn_awaiter{slab, w};
   if (w.granted != nullptr) co_return w.granted;
   if (w.pool_closed) co_return fail(errc::pool_closed);
+  if (w.timed_out) co_return fail(errc::timed_out);
   co_return fail(std::errc::operation_canceled);
 }
 
@@ -84,10 +91,6 @@ struct drained_awaiter {
 // Waits until no connection of `slab` is left (not cancellable: it only waits for leases).
 task<void> drained(endpoint_slab& slab) {
   while (slab.in_use != 0) co_await drained_awaiter{slab.drained};
-}
-
-std::chrono::nanoseconds to_ns(std::chrono::duration<double> d) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
 }
 
 }  // namespace
@@ -287,13 +290,8 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
       co_return fail(slab.last_open_error);
     }
     if (s == nullptr) {
-      // if/else, not ?: — g++ 12 evaluates both arms of a conditional holding co_await.
-      result<slot*> turn;
-      if (deadline) {
-        turn = co_await with_timeout(to_ns(*deadline - loop_now()), wait_turn(slab));
-      } else {
-        turn = co_await wait_turn(slab);
-      }
+      result<slot*> turn =
+          co_await wait_turn(slab, deadline.value_or(loop_clock::time_point::max()));
       if (!turn) {
         if (turn.error() == errc::timed_out) {
           bump(slab.stats.acquire_timeouts);

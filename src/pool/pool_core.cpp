@@ -822,12 +822,38 @@ void pool_core::sweep(loop_clock::time_point now) noexcept {
   }
 }
 
+void pool_core::drop_waiter(slot_waiter* w) noexcept {
+  w->slab->remove_waiter(w);
+  w->slab->core.note_unused(*w->slab);
+  if (w->node != nullptr) w->node->unpark(w);
+  shard_core::current().schedule(w->handle);
+}
+
+loop_clock::time_point pool_core::expire_waiters(loop_clock::time_point now) noexcept {
+  auto next = loop_clock::time_point::max();
+  for (auto& [ep, slab] : slabs_) {
+    // Deadlines mostly rise along the queue (one acquire_timeout for all), but a caller back
+    // after a failed open keeps its first one: the whole queue is looked at.
+    for (slot_waiter* w = slab->waiters_head; w != nullptr;) {
+      slot_waiter* after = w->next;
+      if (w->deadline <= now) {
+        w->timed_out = true;
+        drop_waiter(w);
+      } else {
+        next = std::min(next, w->deadline);
+      }
+      w = after;
+    }
+  }
+  return next;
+}
+
 void pool_core::tick() noexcept {
   const auto now = loop_now();
   sweep(now);
   const bool named = refresh_names();
   bool idle_left = false;
-  auto next = loop_clock::time_point::max();
+  auto next = expire_waiters(now);
   for (auto& [ep, slab] : slabs_) {
     if (backing_off(*slab)) {
       if (now >= slab->next_open_at) {

@@ -283,6 +283,13 @@ class pool_core {
   void tick() noexcept;
   /// Wakes the waiters of every slab with pool_closed.
   void fail_waiters() noexcept;
+  /// A waiter with a deadline joined `slab`'s queue: the part's timer comes for it by then
+  /// (one timer for every wait: no TIMEOUT and TIMEOUT_REMOVE per wait on the path at the limit).
+  void wait_until(loop_clock::time_point deadline) noexcept { wake_at(deadline); }
+  /// Takes `w` off its slab's queue and schedules its task (cancelled or timed out).
+  static void drop_waiter(slot_waiter* w) noexcept;
+  /// Ends the waits past their deadline (timed_out); the earliest deadline left, or max.
+  loop_clock::time_point expire_waiters(loop_clock::time_point now) noexcept;
   /// Closes every idle connection of `slab`.
   void close_idle(endpoint_slab& slab, close_reason why) noexcept {
     while (slab.idle_top != nullptr) close(slab.idle_top, why);

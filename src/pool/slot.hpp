@@ -97,8 +97,12 @@ struct slot_waiter : cancel_hook {
   std::coroutine_handle<> handle;
   cancel_node* node = nullptr;
   slot* granted = nullptr;  // a connection (checking or active), or a slot to open (opening)
+  // acquire_timeout's end for this wait: the part's timer ends it (pool_core::expire_waiters),
+  // no timer of its own.
+  loop_clock::time_point deadline = loop_clock::time_point::max();
   bool cancelled = false;
   bool pool_closed = false;
+  bool timed_out = false;
   slot_waiter* prev = nullptr;
   slot_waiter* next = nullptr;
 };

@@ -397,6 +397,11 @@ shard* shard::current() noexcept {
   return detail::t_current_core == nullptr ? nullptr : detail::t_current_core->owner;
 }
 
+std::chrono::steady_clock::time_point shard::now() noexcept {
+  return detail::t_current_core == nullptr ? std::chrono::steady_clock::now()
+                                           : detail::t_current_core->now();
+}
+
 bool shard::drive(std::coroutine_handle<> h, detail::promise_base& p) { return core_->drive(h, p); }
 void shard::throw_deadlock() { detail::shard_core::throw_deadlock(); }
 void shard::throw_empty_task() {

@@ -40,6 +40,15 @@ enum class parse_status : std::uint8_t {
   too_large,   ///< the head is longer than the limit: 431 for a request, 502 for a response
 };
 
+/// Resets a head to its defaults but for the capacity of its field list.
+template <class Head>
+void reset_keeping_fields(Head& h) noexcept {
+  std::vector<field> keep = std::move(h.fields);
+  keep.clear();
+  h = Head{};
+  h.fields = std::move(keep);
+}
+
 struct request_head {
   std::string_view method;
   std::string_view target;
@@ -56,6 +65,8 @@ struct request_head {
 
   /// GET, HEAD, OPTIONS, TRACE, PUT, DELETE: safe to send twice (RFC 9110 §9.2.2).
   [[nodiscard]] bool idempotent() const noexcept;
+  /// Ready for the next parse, keeping the field list's storage (no allocation a request).
+  void reset() noexcept { reset_keeping_fields(*this); }
 };
 
 struct response_head {
@@ -70,6 +81,9 @@ struct response_head {
   bool keep_alive = true;  ///< the server keeps the connection after this response
   std::size_t head_size = 0;
   std::string why;
+
+  /// Ready for the next parse, keeping the field list's storage (no allocation a response).
+  void reset() noexcept { reset_keeping_fields(*this); }
 };
 
 /// Parses the request head at the start of `bytes`, at most `limit` bytes long.

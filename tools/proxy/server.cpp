@@ -61,6 +61,8 @@ struct shard_server::client {
   bool reading = true;     // a client wait is a read (a late 408 can still be written)
   bool idle = false;       // waiting for a request head with nothing of it read yet
   bool timed_out = false;  // the sweep cut the current wait short
+  request_head req;        // the current request's head, and its response's: reused, so
+  response_head resp;      //   their field lists cost no allocation a request
   client* prev = nullptr;
   client* next = nullptr;
 
@@ -84,7 +86,7 @@ struct shard_server::client {
   /// write when `!read`) may last `seconds`. Call it before every wait, and with no fd before
   /// the upstream connection goes back or closes (its number may be another socket's next).
   void waits(double seconds, int fd = -1, bool read = true) {
-    deadline = clock::now() + span(seconds);
+    deadline = shard::now() + span(seconds);  // the loop's time: no clock read a wait
     upstream_fd = fd;
     reading = read;
     timed_out = false;
@@ -291,7 +293,8 @@ task<void> shard_server::serve(flow conn, std::string peer) {
   const options& o = shared_.opts;
   for (;;) {
     // ---- the request head ----
-    request_head req;
+    request_head& req = me.req;
+    req.reset();
     me.idle = in.data().empty();
     me.waits(o.client_timeout);
     parse_status st = parse_request(in.data(), o.max_header_bytes, req);
@@ -376,7 +379,8 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
 
   bool retried = false;
   bool body_done = !body_pending;  // the request read whole: the client connection may go on
-  response_head resp;
+  response_head& resp = me.resp;
+  resp.reset();
   clock::time_point sent_at;
   for (;;) {  // an attempt: at most two, the second on a new connection after a stale one
     up.clear();
@@ -403,7 +407,7 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
       failure = sent.error;  // the upstream failed while taking the request
     } else {
       // ---- the response head ----
-      sent_at = clock::now();
+      sent_at = shard::now();
       me.waits(o.response_timeout, c->flow().native_handle());
       for (;;) {
         const parse_status st = parse_response(up.data(), max_response_head, x.head_request, resp);
@@ -421,7 +425,7 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
             me.waits(o.response_timeout, c->flow().native_handle());
           }
           up.consume(resp.head_size);
-          resp = response_head{};
+          resp.reset();
           continue;
         }
         if (st == parse_status::done) break;
@@ -464,7 +468,7 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
     const std::string why = describe(failure, target.ep);
     co_return co_await answer(me, 502, why, keep_after);
   }
-  stats_.upstream_took(clock::now() - sent_at);
+  stats_.upstream_took(shard::now() - sent_at);
 
   // ---- the response: head and body, streamed ----
   const bool keep = x.keep && resp.body != framing::until_close && !stopping_;
