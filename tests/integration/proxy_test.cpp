@@ -51,7 +51,7 @@ std::string random_bytes(std::size_t n) {
 }
 
 // nginx as the origin: "/" answers a line, /files/ serves and takes (PUT) files, /gz/ serves
-// them gzipped on the fly (a chunked response), /slow/ at 20 KB/s, and /status its counts.
+// them gzipped on the fly (a chunked response; to HTTP/1.0, one ended by the close), /slow/ at 20 KB/s, and /status its counts.
 struct origin {
   testing::temp_dir dir;
   std::uint16_t port = free_port();
@@ -78,7 +78,8 @@ struct origin {
         << "  server { listen 127.0.0.1:" << port << listen << ";\n"
         << "    location = /status { stub_status; }\n"
         << "    location /files/ { dav_methods PUT DELETE; client_max_body_size 16m; }\n"
-        << "    location /gz/ { gzip on; gzip_types *; gzip_min_length 0; gzip_proxied any; }\n"
+        << "    location /gz/ { gzip on; gzip_types *; gzip_min_length 0; gzip_proxied any;\n"
+        << "      gzip_http_version 1.0; }\n"
         << "    location /slow/ { limit_rate 20k; limit_rate_after 0; }\n"
         << "    location = / { return 200 \"hello from nginx\\n\"; } } }\n";
     start();
@@ -223,6 +224,13 @@ TEST_CASE("conpool-proxy: curl's GET, HEAD, POST, chunked both ways, 1 MiB bodie
                    (dir.path / "text.txt").string(), px.url("/gz/text.txt")});
   CHECK(slurp(dir.path / "head.txt").find("Transfer-Encoding: chunked") != std::string::npos);
   CHECK(slurp(dir.path / "text.txt") == text);
+  // The same to an HTTP/1.0 client: never chunked (it could not decode it); the body ends
+  // with the connection, and arrives whole.
+  r = run_program({t.curl, "-s", "--http1.0", "--compressed", "-D", (dir.path / "head10.txt").string(),
+                   "-o", (dir.path / "text10.txt").string(), px.url("/gz/text.txt")});
+  CHECK(slurp(dir.path / "head10.txt").find("Transfer-Encoding") == std::string::npos);
+  CHECK(slurp(dir.path / "head10.txt").find("Content-Encoding: gzip") != std::string::npos);
+  CHECK(slurp(dir.path / "text10.txt") == text);
   // Connection: close from the client: answered, then closed.
   r = run_program({t.curl, "-s", "-i", "-H", "Connection: close", px.url()});
   CHECK(r.out.find("Connection: close\r\n") != std::string::npos);

@@ -457,7 +457,11 @@ std::size_t chunked_scanner::feed(std::string_view bytes) noexcept {
 
 void write_upstream_request(const request_head& r, std::string_view client,
                             std::string_view upstream, std::string& out) {
-  out.append(r.method).append(" ").append(r.target).append(" HTTP/1.1\r\n");
+  // An HTTP/1.0 client's request goes as HTTP/1.0: the upstream then frames its response by
+  // length or by closing, never chunked, which such a client cannot decode (RFC 9112 §6.1).
+  // Keep-alive is asked for, so a response with a length leaves the connection pooled.
+  out.append(r.method).append(" ").append(r.target);
+  out.append(r.minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
   if (!r.host_given) append_field(out, "Host", upstream);
   // Expect: 100-continue is answered by the proxy itself; X-Forwarded-For is rewritten below.
   copy_fields(r.fields, r.minor, {"expect", "x-forwarded-for"}, out);
@@ -469,6 +473,7 @@ void write_upstream_request(const request_head& r, std::string_view client,
   } else if (r.body == framing::length || r.length_given) {
     append_field(out, "Content-Length", std::to_string(r.body == framing::length ? r.length : 0));
   }
+  if (r.minor == 0) append_field(out, "Connection", "keep-alive");
   out.append("\r\n");
 }
 

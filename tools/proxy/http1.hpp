@@ -117,7 +117,9 @@ class chunked_scanner {
   bool line_empty_ = true;  // in the trailers: the line so far is empty
 };
 
-/// The request head for the upstream: its request line (HTTP/1.1), the client's fields but
+/// The request head for the upstream: its request line (HTTP/1.1; HTTP/1.0 with
+/// `Connection: keep-alive` for an HTTP/1.0 client, whose response must not come chunked),
+/// the client's fields but
 /// hop-by-hop ones (Connection and the fields it names, Keep-Alive, Proxy-Connection, TE,
 /// Transfer-Encoding, Upgrade, Trailer), the framing written anew from what was parsed (one
 /// `Content-Length`, or `Transfer-Encoding: chunked`: a Connection field cannot remove them),

@@ -428,6 +428,15 @@ task<bool> shard_server::forward(client& me, read_buffer& in, read_buffer& up, s
           resp.reset();
           continue;
         }
+        if (st == parse_status::done && x.client_minor == 0 && resp.body == framing::chunked) {
+          // Chunked in answer to an HTTP/1.0 request (sent as such): the client could not
+          // decode it, and the upstream broke RFC 9112 §6.1 to send it.
+          me.waits(o.client_timeout);
+          shared_.upstream_pool.close(std::move(*c));
+          const std::string why = "a chunked response from " + target.ep.to_string() +
+                                  " to an HTTP/1.0 request";
+          co_return co_await answer(me, 502, why, false);
+        }
         if (st == parse_status::done) break;
         if (st != parse_status::incomplete) {
           me.waits(o.client_timeout);
