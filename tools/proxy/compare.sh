@@ -12,6 +12,10 @@
 # table gives medians: requests per second, p50 / p99 latency, the proxy's CPU per request
 # (user + system time of its processes over the run, from /proc) and the connections the
 # origin accepted during the run (stub_status). "direct" is wrk straight to the origin.
+# "floor" rows are conpool-io-floor, an io_uring responder doing one receive and one send a
+# request and nothing else (single: a receive armed after each send, as conpool's flow does;
+# multishot: one receive for the connection's life into a provided buffer ring): a proxy does
+# that twice a request, so twice the floor's CPU is the least any proxy can spend here.
 # Everything listens on 127.0.0.1; nothing is left running at the end.
 set -euo pipefail
 
@@ -20,9 +24,11 @@ rounds=${2:-3}
 seconds=${3:-5}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 proxy_bin=$root/$build/tools/proxy/conpool-proxy
+floor_bin=$root/$build/tools/proxy/conpool-io-floor
 for p in nginx haproxy wrk; do
   command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || { echo "compare: $p is not installed (tools/run deps)" >&2; exit 1; }
 done
+[ -x "$floor_bin" ] || { echo "compare: $floor_bin is not built" >&2; exit 1; }
 [ -x "$proxy_bin" ] || { echo "compare: $proxy_bin is not built (meson setup $build && ninja -C $build)" >&2; exit 1; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
@@ -42,6 +48,8 @@ haproxy_port=$((base + 1))
 nginx_port=$((base + 2))
 proxy1_port=$((base + 3))
 proxy2_port=$((base + 4))
+floor1_port=$((base + 5))
+floor2_port=$((base + 6))
 
 wait_port() {  # wait_port PORT: until 127.0.0.1:PORT accepts (5 s at most)
   for _ in $(seq 1 250); do
@@ -105,7 +113,13 @@ pids+=($!); proxy1_pid=$!
 "$proxy_bin" --listen "127.0.0.1:$proxy2_port" --upstream "http://127.0.0.1:$origin_port" \
   --upstream-connections 32 --shards 2 --quiet &
 pids+=($!); proxy2_pid=$!
-for p in "$nginx_port" "$haproxy_port" "$proxy1_port" "$proxy2_port"; do wait_port "$p"; done
+"$floor_bin" "$floor1_port" single &
+pids+=($!); floor1_pid=$!
+"$floor_bin" "$floor2_port" multishot &
+pids+=($!); floor2_pid=$!
+for p in "$nginx_port" "$haproxy_port" "$proxy1_port" "$proxy2_port" "$floor1_port" "$floor2_port"; do
+  wait_port "$p"
+done
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() {  # cpu_ticks PID: user + system clock ticks of the process (all its threads)
@@ -152,6 +166,8 @@ for r in $(seq 1 "$rounds"); do
   run_one "nginx" "$nginx_port" "$nginx_worker"
   run_one "conpool-proxy x1" "$proxy1_port" "$proxy1_pid"
   run_one "conpool-proxy x2" "$proxy2_port" "$proxy2_pid"
+  run_one "floor, single" "$floor1_port" "$floor1_pid"
+  run_one "floor, multishot" "$floor2_port" "$floor2_pid"
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -161,12 +177,14 @@ column_of() {  # column_of NAME INDEX: that figure of every round
 echo
 echo "| proxy | req/s | p50 | p99 | proxy CPU / request | origin connections |"
 echo "|---|---|---|---|---|---|"
-for name in "direct" "haproxy" "nginx" "conpool-proxy x1" "conpool-proxy x2"; do
+for name in "direct" "haproxy" "nginx" "conpool-proxy x1" "conpool-proxy x2" "floor, single" \
+  "floor, multishot"; do
   rps=$(column_of "$name" 1 | median)
   p50=$(column_of "$name" 2 | median)
   p99=$(column_of "$name" 3 | median)
   cpu=$(column_of "$name" 4 | median)
   conns=$(column_of "$name" 5 | median)
   [ "$name" = direct ] && cpu="-"
+  [ "${name#floor}" != "$name" ] && conns="-"  # the floor has no origin
   printf '| %s | %s | %s us | %s us | %s us | %s |\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$conns"
 done
