@@ -401,3 +401,31 @@ TEST_CASE("conpool-proxy: bad options exit 2 naming the option and value, before
   CHECK(help.status == 0);
   CHECK(help.out.find("--upstream-connections N") != std::string::npos);
 }
+
+TEST_CASE("conpool-io-floor: answers every request on a kept connection in each mode; bad arguments exit 2") {
+  tools_present t;
+  if (!t.ok()) return;
+  const char* path = std::getenv("CONPOOL_IO_FLOOR");
+  REQUIRE_MESSAGE(path != nullptr, "CONPOOL_IO_FLOOR names the conpool-io-floor binary (meson test)");
+  for (const char* mode : {"single", "multishot", "fixed"}) {
+    CAPTURE(mode);
+    const std::uint16_t port = free_port();
+    testing::peer_process floor({path, std::to_string(port), mode}, port);
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+    // Three requests on one connection (curl keeps it), each answered in full.
+    const bench::program_result r = run_program({t.curl, "-s", url, url, url});
+    CHECK(r.status == 0);
+    CHECK(r.out == "hello from nginx\nhello from nginx\nhello from nginx\n");
+    // wrk's 50 connections at once for a second: every response whole (0 errors).
+    const bench::program_result w = run_program({t.wrk, "-t1", "-c50", "-d1s", url});
+    CHECK(w.status == 0);
+    CHECK(w.out.find("Socket errors") == std::string::npos);
+    CHECK(w.out.find("Non-2xx") == std::string::npos);
+  }
+  const bench::program_result bad_port = run_program({path, "0"});
+  CHECK(bad_port.status == 2);
+  CHECK(bad_port.err.find("PORT: '0' is not a port") != std::string::npos);
+  const bench::program_result bad_mode = run_program({path, "1", "turbo"});
+  CHECK(bad_mode.status == 2);
+  CHECK(bad_mode.err.find("mode: 'turbo'") != std::string::npos);
+}
