@@ -290,8 +290,17 @@ task<result<connection>> acquire_slow(pool_shared& shared, endpoint ep) {
       co_return fail(slab.last_open_error);
     }
     if (s == nullptr) {
-      result<slot*> turn =
-          co_await wait_turn(slab, deadline.value_or(loop_clock::time_point::max()));
+      // The part's one timer ends the wait at its deadline. A kernel that cannot move an armed
+      // timeout earlier (before 5.11) gets a timeout of its own for the wait instead.
+      // if/else, not ?: — g++ 12 evaluates both arms of a conditional holding co_await.
+      result<slot*> turn;
+      if (deadline && !detail::shard_core::current().timeout_updates()) {
+        turn = co_await with_timeout(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - loop_now()),
+            wait_turn(slab, loop_clock::time_point::max()));
+      } else {
+        turn = co_await wait_turn(slab, deadline.value_or(loop_clock::time_point::max()));
+      }
       if (!turn) {
         if (turn.error() == errc::timed_out) {
           bump(slab.stats.acquire_timeouts);

@@ -94,6 +94,9 @@ std::string pool_core::busy(bool count_background) const {
     std::as_const(*slab).for_each_slot([&opening](const slot& sl) {
       if (sl.state == slot_state::opening && !sl.warming) ++opening;  // a caller's open
     });
+    if (slab->waiters_head != nullptr) {
+      return "task(s) waiting for a connection of " + ep.get().to_string();
+    }
     const std::uint64_t active = read(slab->stats.active);
     if (active != 0 || opening != 0 || !slab->drained.handles.empty()) {
       return std::to_string(active) + " leased, " + std::to_string(opening) +
@@ -853,7 +856,7 @@ void pool_core::tick() noexcept {
   sweep(now);
   const bool named = refresh_names();
   bool idle_left = false;
-  auto next = expire_waiters(now);
+  auto next = loop_clock::time_point::max();
   for (auto& [ep, slab] : slabs_) {
     if (backing_off(*slab)) {
       if (now >= slab->next_open_at) {
@@ -865,6 +868,9 @@ void pool_core::tick() noexcept {
     if (cfg.min_idle_per_endpoint > 0) top_up(*slab);
     if (slab->idle_top != nullptr) idle_left = true;
   }
+  // After the steps: a waiter allowed to wait for a step (can_wait_for_step) due with its
+  // deadline gets the open, not a timeout.
+  next = std::min(next, expire_waiters(now));
   if (idle_left || probes_running_ > 0 || cfg.min_idle_per_endpoint > 0 || named) {
     next = std::min(next, now + sweep_every_);
   }

@@ -53,6 +53,7 @@ shard_core::shard_core(const shard_options& options, shard_group* group, unsigne
   flags_ = setup.flags;
   mode_ = setup.mode;
   has_socket_op_ = ring_supports(ring_, IORING_OP_SOCKET);
+  timeout_updates_ = ring_supports(ring_, IORING_OP_SHUTDOWN);
   socket_commands_ = ring_supports(ring_, IORING_OP_URING_CMD);
   // Turn-end hooks are queued on hot paths (the pool's release): no allocation there.
   turn_hooks_.reserve(16);

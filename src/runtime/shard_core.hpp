@@ -162,6 +162,9 @@ class shard_core {
   [[nodiscard]] ring_mode mode() const noexcept { return mode_; }
   [[nodiscard]] unsigned ring_flags() const noexcept { return flags_; }
   [[nodiscard]] bool has_socket_op() const noexcept { return has_socket_op_; }
+  /// The kernel can move an armed timeout (IORING_TIMEOUT_UPDATE, Linux 5.11; told by
+  /// IORING_OP_SHUTDOWN, which came with it): a pool part's one timer can be brought earlier.
+  [[nodiscard]] bool timeout_updates() const noexcept { return timeout_updates_; }
   /// Socket options may go as linked SOCKET_URING_OP_SETSOCKOPT commands (Linux 6.7+): the
   /// ring has IORING_OP_URING_CMD, and no command has yet failed where the setsockopt syscall
   /// then worked (`no_socket_commands`: a kernel whose sockets take no commands).
@@ -217,6 +220,7 @@ class shard_core {
   alignas(64) unsigned flags_ = 0;
   ring_mode mode_ = ring_mode::plain;
   bool has_socket_op_ = false;
+  bool timeout_updates_ = false;
   bool socket_commands_ = false;
   bool in_loop_ = false;  // inside run() or poll()
   bool reaping_ = false;  // inside reap(): completions' handlers run
